@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the service-kit work (issue 3).

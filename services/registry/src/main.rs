@@ -1,0 +1,2 @@
+//! Placeholder: filled in by issue 3.
+fn main() {}
