@@ -2,4 +2,6 @@
 //! Docker runtime (images, network, volumes, containers, health, logs) behind msctl.
 
 pub mod engine;
+pub mod graph;
+pub mod model;
 pub mod progress;
