@@ -1,1 +1,2 @@
-//! Placeholder: filled in by the service-kit work (issue 3).
+//! `service-kit`: what every service of the msctl reference stack shares.
+pub mod resilience;
