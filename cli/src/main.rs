@@ -26,7 +26,13 @@ use progress::Verbosity;
 #[command(name = "msctl", version, about, propagate_version = true)]
 struct Cli {
     /// The stack file.
-    #[arg(long, short = 'f', global = true, env = "MSCTL_FILE", default_value = "stack.toml")]
+    #[arg(
+        long,
+        short = 'f',
+        global = true,
+        env = "MSCTL_FILE",
+        default_value = "stack.toml"
+    )]
     file: PathBuf,
     /// Project name (prefix of every container, network and volume); defaults to the
     /// stack file's `name`.
@@ -258,7 +264,11 @@ async fn run(cli: Cli) -> Result<u8> {
                     "msctl: project \"{}\" is down ({} resources removed{})",
                     project.name(),
                     removed.len(),
-                    if *volumes { ", volumes included" } else { "; volumes kept" }
+                    if *volumes {
+                        ", volumes included"
+                    } else {
+                        "; volumes kept"
+                    }
                 );
             }
             Ok(0)
@@ -300,7 +310,10 @@ async fn run(cli: Cli) -> Result<u8> {
                 )
                 .await?;
             for (tag, id) in built {
-                println!("{tag}  {}", id.trim_start_matches("sha256:").get(..12).unwrap_or(&id));
+                println!(
+                    "{tag}  {}",
+                    id.trim_start_matches("sha256:").get(..12).unwrap_or(&id)
+                );
             }
             Ok(0)
         }
@@ -323,7 +336,11 @@ async fn logs(project: &Project, args: &LogsArgs) -> Result<u8> {
     }
     let since = args
         .since
-        .map(|d| SystemTime::now().checked_sub(d).context("--since is too far back"))
+        .map(|d| {
+            SystemTime::now()
+                .checked_sub(d)
+                .context("--since is too far back")
+        })
         .transpose()?;
     let width = containers.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let streams = containers.iter().map(|c| {
@@ -365,8 +382,16 @@ mod tests {
     #[test]
     fn up_flags_parse() {
         let cli = parse(&[
-            "-f", "x.toml", "up", "postgres", "--profile", "infra", "--build", "--no-wait",
-            "--timeout", "90s",
+            "-f",
+            "x.toml",
+            "up",
+            "postgres",
+            "--profile",
+            "infra",
+            "--build",
+            "--no-wait",
+            "--timeout",
+            "90s",
         ])
         .expect("valid");
         assert_eq!(cli.file, PathBuf::from("x.toml"));
@@ -405,8 +430,13 @@ mod tests {
             Command::Down { volumes: true }
         ));
         assert!(matches!(
-            parse(&["images", "build", "--offline"]).expect("valid").command,
-            Command::Images(ImagesCommand::Build { offline: true, force: false })
+            parse(&["images", "build", "--offline"])
+                .expect("valid")
+                .command,
+            Command::Images(ImagesCommand::Build {
+                offline: true,
+                force: false
+            })
         ));
         assert!(matches!(
             parse(&["restart", "product"]).expect("valid").command,

@@ -80,7 +80,11 @@ pub fn ps_table(rows: &[ReplicaStatus]) -> String {
                 r.health.to_string(),
                 r.uptime_secs.map_or("-".to_string(), short_duration),
                 r.restarts.to_string(),
-                if ports.is_empty() { "-".to_string() } else { ports },
+                if ports.is_empty() {
+                    "-".to_string()
+                } else {
+                    ports
+                },
             ]
         })
         .collect();
@@ -113,7 +117,10 @@ mod tests {
     fn table_aligns_columns() {
         let t = table(
             &["A", "LONGER"],
-            &[vec!["xyz".into(), "1".into()], vec!["q".into(), "22".into()]],
+            &[
+                vec!["xyz".into(), "1".into()],
+                vec!["q".into(), "22".into()],
+            ],
         );
         assert_eq!(t, "A    LONGER\nxyz  1\nq    22\n");
     }

@@ -27,8 +27,8 @@ use crate::images::{self, BuildOptions};
 use crate::model::{HealthProbe, ImageRecipe, PortMapping, RestartPolicy};
 use crate::progress::{ProgressExt, ProgressSink};
 use crate::runtime::{
-    ContainerInfo, ContainerSpec, ContainerState, Health, ImageBuild, LogLine, LogOptions,
-    Runtime, RuntimeError, LABEL_COMPONENT, LABEL_PROJECT,
+    ContainerInfo, ContainerSpec, ContainerState, Health, ImageBuild, LogLine, LogOptions, Runtime,
+    RuntimeError, LABEL_COMPONENT, LABEL_PROJECT,
 };
 
 /// The Docker engine, bound to one project.
@@ -318,7 +318,9 @@ impl Runtime for DockerRuntime {
                 project: self.project.clone(),
             });
         }
-        let opts = CreateContainerOptionsBuilder::new().name(&spec.name).build();
+        let opts = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
         let r = self
             .docker
             .create_container(Some(opts), create_body(spec))
@@ -411,9 +413,7 @@ impl Runtime for DockerRuntime {
             .map_err(engine)?;
         Ok(nets
             .into_iter()
-            .filter(|n| {
-                n.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT)) == Some(&self.project)
-            })
+            .filter(|n| n.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT)) == Some(&self.project))
             .filter_map(|n| n.name)
             .collect())
     }
@@ -464,11 +464,7 @@ impl Runtime for DockerRuntime {
         let opts = ListVolumesOptionsBuilder::new()
             .filters(&self.project_filter())
             .build();
-        let r = self
-            .docker
-            .list_volumes(Some(opts))
-            .await
-            .map_err(engine)?;
+        let r = self.docker.list_volumes(Some(opts)).await.map_err(engine)?;
         Ok(r.volumes
             .unwrap_or_default()
             .into_iter()
@@ -485,7 +481,11 @@ impl Runtime for DockerRuntime {
                 project: self.project.clone(),
             });
         }
-        match self.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(engine(e)),

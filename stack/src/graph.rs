@@ -85,9 +85,7 @@ impl DependencyGraph {
         }
 
         for i in 0..names.len() {
-            visit(
-                i, &names, &deps, &index, &mut mark, &mut path, &mut order,
-            )?;
+            visit(i, &names, &deps, &index, &mut mark, &mut path, &mut order)?;
         }
         Ok(Self { order, deps })
     }
@@ -123,7 +121,12 @@ impl DependencyGraph {
     pub fn dependents(&self, name: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for n in &self.order {
-            if n != name && self.closure(std::slice::from_ref(n)).iter().any(|d| d == name) {
+            if n != name
+                && self
+                    .closure(std::slice::from_ref(n))
+                    .iter()
+                    .any(|d| d == name)
+            {
                 out.push(n.clone());
             }
         }

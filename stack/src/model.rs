@@ -180,14 +180,20 @@ impl<'de> Deserialize<'de> for RawDependsOn {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a list of component names or a table of component = condition")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::new();
                 while let Some(v) = seq.next_element()? {
                     out.push(v);
                 }
                 Ok(RawDependsOn::List(out))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut out = IndexMap::new();
                 while let Some((k, v)) = map.next_entry()? {
                     out.insert(k, v);
@@ -749,7 +755,10 @@ fn check(map: &SourceMap, raw: RawStack, errors: &mut Vec<ConfigError>) -> Stack
                             ));
                         }
                     }
-                    if ports.iter().any(|q: &PortMapping| q.container == pm.container) {
+                    if ports
+                        .iter()
+                        .any(|q: &PortMapping| q.container == pm.container)
+                    {
                         errors.push(map.error(
                             p.span(),
                             format!(
@@ -760,7 +769,9 @@ fn check(map: &SourceMap, raw: RawStack, errors: &mut Vec<ConfigError>) -> Stack
                     }
                     ports.push(pm);
                 }
-                Err(msg) => errors.push(map.error(p.span(), format!("component \"{cname}\": {msg}"))),
+                Err(msg) => {
+                    errors.push(map.error(p.span(), format!("component \"{cname}\": {msg}")))
+                }
             }
         }
 
@@ -790,8 +801,7 @@ fn check(map: &SourceMap, raw: RawStack, errors: &mut Vec<ConfigError>) -> Stack
 
         let mut depends_on = Vec::new();
         if let Some(deps) = rc.depends_on {
-            let entries: Vec<(Spanned<String>, Option<Spanned<String>>)> = match deps.into_inner()
-            {
+            let entries: Vec<(Spanned<String>, Option<Spanned<String>>)> = match deps.into_inner() {
                 RawDependsOn::List(list) => list.into_iter().map(|d| (d, None)).collect(),
                 RawDependsOn::Map(m) => m.into_iter().map(|(k, v)| (k, Some(v))).collect(),
             };
@@ -983,10 +993,7 @@ fn check(map: &SourceMap, raw: RawStack, errors: &mut Vec<ConfigError>) -> Stack
                 .get(&(cycle[0].clone(), cycle[1].clone()))
                 .cloned()
                 .unwrap_or(0..0);
-            errors.push(map.error(
-                span,
-                format!("dependency cycle: {}", cycle.join(" -> ")),
-            ));
+            errors.push(map.error(span, format!("dependency cycle: {}", cycle.join(" -> "))));
             DependencyGraph::default()
         }
     };

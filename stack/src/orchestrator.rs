@@ -405,18 +405,31 @@ impl Project {
                 let spec = self.spec(c, replica, &image_id);
                 let action = match by_name.get(spec.name.as_str()) {
                     None => Action::Create,
-                    Some(old) if old.config_hash() != spec.labels.get(LABEL_CONFIG_HASH).map(String::as_str) => {
-                        Action::Recreate { old: old.id.clone() }
+                    Some(old)
+                        if old.config_hash()
+                            != spec.labels.get(LABEL_CONFIG_HASH).map(String::as_str) =>
+                    {
+                        Action::Recreate {
+                            old: old.id.clone(),
+                        }
                     }
                     Some(old) => match old.state {
-                        ContainerState::Running | ContainerState::Restarting => Action::Keep { id: old.id.clone() },
-                        // A paused container (e.g. by chaos) is resumed by recreating it.
-                        ContainerState::Paused => Action::Recreate { old: old.id.clone() },
-                        // A one-shot job that already succeeded stays done.
-                        ContainerState::Exited if c.restart == RestartPolicy::No && old.exit_code == Some(0) => {
+                        ContainerState::Running | ContainerState::Restarting => {
                             Action::Keep { id: old.id.clone() }
                         }
-                        ContainerState::Removing | ContainerState::Dead => Action::Recreate { old: old.id.clone() },
+                        // A paused container (e.g. by chaos) is resumed by recreating it.
+                        ContainerState::Paused => Action::Recreate {
+                            old: old.id.clone(),
+                        },
+                        // A one-shot job that already succeeded stays done.
+                        ContainerState::Exited
+                            if c.restart == RestartPolicy::No && old.exit_code == Some(0) =>
+                        {
+                            Action::Keep { id: old.id.clone() }
+                        }
+                        ContainerState::Removing | ContainerState::Dead => Action::Recreate {
+                            old: old.id.clone(),
+                        },
                         _ => Action::Start { id: old.id.clone() },
                     },
                 };
@@ -440,11 +453,17 @@ impl Project {
 
     /// Fails, naming component and port, when a fixed host port that `plan` needs is taken
     /// by something other than the container being replaced.
-    fn check_ports(&self, plan: &UpPlan, existing: &[ContainerInfo]) -> Result<(), OrchestratorError> {
+    fn check_ports(
+        &self,
+        plan: &UpPlan,
+        existing: &[ContainerInfo],
+    ) -> Result<(), OrchestratorError> {
         for r in &plan.replicas {
             let replaced = match &r.action {
                 Action::Keep { .. } => continue,
-                Action::Start { id } | Action::Recreate { old: id } => existing.iter().find(|e| &e.id == id),
+                Action::Start { id } | Action::Recreate { old: id } => {
+                    existing.iter().find(|e| &e.id == id)
+                }
                 Action::Create => None,
             };
             for p in r.spec.ports.iter().filter(|p| p.host != 0) {
@@ -509,8 +528,11 @@ impl Project {
 
         let tasks = selection.iter().map(|name| {
             let c = &self.stack.components[name];
-            let replicas: Vec<&ReplicaPlan> =
-                plan.replicas.iter().filter(|r| &r.component == name).collect();
+            let replicas: Vec<&ReplicaPlan> = plan
+                .replicas
+                .iter()
+                .filter(|r| &r.component == name)
+                .collect();
             let deps: Vec<(String, Condition, watch::Receiver<Stage>)> = c
                 .depends_on
                 .iter()
@@ -520,7 +542,9 @@ impl Project {
                         .map(|rx| (d.component.clone(), d.condition, rx.clone()))
                 })
                 .collect();
-            let tx = senders.remove(name).expect("one sender per selected component");
+            let tx = senders
+                .remove(name)
+                .expect("one sender per selected component");
             let must_wait = opts.wait || awaited.contains(&name.as_str());
             async move {
                 let result = self
@@ -643,17 +667,30 @@ impl Project {
         loop {
             let info = self.runtime.inspect_container(id).await?;
             let verdict: Option<Result<Stage, String>> = match (info.state, info.health) {
-                (ContainerState::Exited | ContainerState::Dead, _) if oneshot => Some(match info.exit_code {
-                    Some(0) => Ok(Stage::Completed),
-                    code => Err(format!("exited with code {}", code.map_or("?".to_string(), |c| c.to_string()))),
-                }),
-                (ContainerState::Exited | ContainerState::Dead, _) if c.restart == RestartPolicy::OnFailure && info.exit_code == Some(0) => {
-                    Some(Err("exited with code 0 and will not be restarted".to_string()))
+                (ContainerState::Exited | ContainerState::Dead, _) if oneshot => {
+                    Some(match info.exit_code {
+                        Some(0) => Ok(Stage::Completed),
+                        code => Err(format!(
+                            "exited with code {}",
+                            code.map_or("?".to_string(), |c| c.to_string())
+                        )),
+                    })
+                }
+                (ContainerState::Exited | ContainerState::Dead, _)
+                    if c.restart == RestartPolicy::OnFailure && info.exit_code == Some(0) =>
+                {
+                    Some(Err(
+                        "exited with code 0 and will not be restarted".to_string()
+                    ))
                 }
                 (ContainerState::Running, Health::Healthy) => Some(Ok(Stage::Ready)),
                 (ContainerState::Running, Health::None) if !oneshot => Some(Ok(Stage::Ready)),
-                (_, Health::Unhealthy) => Some(Err("is unhealthy: its health check failed".to_string())),
-                (ContainerState::Paused, _) => Some(Err("is paused; run `msctl chaos unpause` or `msctl up` again".to_string())),
+                (_, Health::Unhealthy) => {
+                    Some(Err("is unhealthy: its health check failed".to_string()))
+                }
+                (ContainerState::Paused, _) => Some(Err(
+                    "is paused; run `msctl chaos unpause` or `msctl up` again".to_string(),
+                )),
                 _ => None,
             };
             match verdict {
@@ -672,7 +709,13 @@ impl Project {
         }
     }
 
-    async fn not_ready(&self, c: &Component, name: &str, id: &str, reason: String) -> OrchestratorError {
+    async fn not_ready(
+        &self,
+        c: &Component,
+        name: &str,
+        id: &str,
+        reason: String,
+    ) -> OrchestratorError {
         let logs = self.tail_logs(id, LOG_TAIL).await;
         OrchestratorError::NotReady {
             component: c.name.clone(),
@@ -713,7 +756,13 @@ impl Project {
         // components unknown to this stack file go first.
         let rank = |c: &ContainerInfo| -> usize {
             c.component()
-                .and_then(|n| if c.is_helper() { None } else { order.iter().position(|o| o == n) })
+                .and_then(|n| {
+                    if c.is_helper() {
+                        None
+                    } else {
+                        order.iter().position(|o| o == n)
+                    }
+                })
                 .map_or(0, |p| order.len() - p)
         };
         let mut groups: BTreeMap<usize, Vec<&ContainerInfo>> = BTreeMap::new();
@@ -728,7 +777,10 @@ impl Project {
                     .and_then(|n| self.stack.components.get(n))
                     .map_or(Duration::from_secs(10), |comp| comp.stop_timeout);
                 progress.start(&c.name, &c.name, None);
-                if matches!(c.state, ContainerState::Running | ContainerState::Restarting | ContainerState::Paused) {
+                if matches!(
+                    c.state,
+                    ContainerState::Running | ContainerState::Restarting | ContainerState::Paused
+                ) {
                     progress.message(&c.name, "stopping");
                     // A paused container cannot take SIGTERM; removal kills it.
                     if c.state != ContainerState::Paused {
@@ -787,7 +839,10 @@ impl Project {
             .collect();
         rows.sort_by_key(|r| {
             (
-                order.iter().position(|o| *o == r.component).unwrap_or(usize::MAX),
+                order
+                    .iter()
+                    .position(|o| *o == r.component)
+                    .unwrap_or(usize::MAX),
                 r.component.clone(),
                 r.replica,
             )
@@ -796,7 +851,10 @@ impl Project {
     }
 
     /// Containers of one component (resolved by unique prefix), by replica.
-    pub async fn containers_of(&self, component: &str) -> Result<Vec<ContainerInfo>, OrchestratorError> {
+    pub async fn containers_of(
+        &self,
+        component: &str,
+    ) -> Result<Vec<ContainerInfo>, OrchestratorError> {
         let c = self
             .stack
             .resolve_component(component)
@@ -837,10 +895,16 @@ impl Project {
             async move {
                 progress.start(&i.name, &i.name, None);
                 progress.message(&i.name, "restarting");
-                self.runtime.restart_container(&i.id, c.stop_timeout).await?;
+                self.runtime
+                    .restart_container(&i.id, c.stop_timeout)
+                    .await?;
                 progress.message(&i.name, "waiting until ready");
                 let r = self.wait_ready(c, &i.name, &i.id, deadline).await;
-                progress.finish(&i.name, r.is_ok(), if r.is_ok() { "ready" } else { "failed" });
+                progress.finish(
+                    &i.name,
+                    r.is_ok(),
+                    if r.is_ok() { "ready" } else { "failed" },
+                );
                 r.map(|_| i.name.clone())
             }
         });

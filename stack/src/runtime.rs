@@ -252,6 +252,9 @@ pub trait Runtime: Send + Sync {
         progress: &ProgressSink,
     ) -> Result<String, RuntimeError>;
     /// Log lines of a container.
-    fn logs(&self, id: &str, options: LogOptions)
-        -> BoxStream<'static, Result<LogLine, RuntimeError>>;
+    fn logs(
+        &self,
+        id: &str,
+        options: LogOptions,
+    ) -> BoxStream<'static, Result<LogLine, RuntimeError>>;
 }

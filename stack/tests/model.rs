@@ -85,8 +85,14 @@ fn a_valid_stack_parses_into_typed_components() {
     assert_eq!(cond("seed"), Some(Condition::CompletedSuccessfully));
     assert_eq!(cond("cache"), Some(Condition::Started));
     assert_eq!(s.components["seed"].restart, RestartPolicy::No);
-    assert_eq!(s.components["cache"].depends_on[0].condition, Condition::Started);
-    assert_eq!(api.metrics.as_ref().map(|m| m.path.as_str()), Some("/metrics"));
+    assert_eq!(
+        s.components["cache"].depends_on[0].condition,
+        Condition::Started
+    );
+    assert_eq!(
+        api.metrics.as_ref().map(|m| m.path.as_str()),
+        Some("/metrics")
+    );
 }
 
 #[test]
@@ -121,7 +127,10 @@ fn profile_selects_members_and_their_dependencies() {
 #[test]
 fn unique_prefix_resolves_a_component() {
     let s = parse(GOOD).expect("valid");
-    assert_eq!(s.resolve_component("post").expect("prefix").name, "postgres");
+    assert_eq!(
+        s.resolve_component("post").expect("prefix").name,
+        "postgres"
+    );
     assert!(s.resolve_component("zzz").is_err());
 }
 
@@ -141,7 +150,8 @@ fn toml_syntax_error_is_positioned() {
 
 #[test]
 fn unknown_dependency_points_at_its_name() {
-    let text = "name = \"x\"\n[components.a]\nimage = \"i\"\ndepends_on = { ghost = \"healthy\" }\n";
+    let text =
+        "name = \"x\"\n[components.a]\nimage = \"i\"\ndepends_on = { ghost = \"healthy\" }\n";
     let e = first_error(text);
     assert!(e.starts_with("stack.toml:4:16:"), "{e}");
     assert!(e.contains("\"ghost\""), "{e}");
