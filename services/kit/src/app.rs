@@ -1,0 +1,443 @@
+//! Server bootstrap: the kit's own endpoints and middleware around a service's routes,
+//! registration with the registry, and graceful shutdown.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use service_kit::{ServiceConfig, ServiceHost};
+//! service_kit::init_tracing();
+//! let host = ServiceHost::new(ServiceConfig::from_env()?);
+//! let routes = axum::Router::new(); // the service's own routes, with their state
+//! host.bind(routes).await?.run_until_stopped().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Middleware, outermost first: request context (request id, `traceparent`, span) →
+//! metrics → admin-token check for `/admin/**` → fault injection → the routes.
+//!
+//! Shutdown (SIGTERM, Ctrl-C or [`RunningService::shutdown_token`]): the registration loop
+//! deregisters, the server stops accepting and drains in-flight requests for at most
+//! `SHUTDOWN_GRACE`, background tasks are awaited, then the `on_shutdown` hooks run (close
+//! pools).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::AdminToken;
+use crate::client::{ClientPolicy, ResilientClient};
+use crate::config::ServiceConfig;
+use crate::error::ApiError;
+use crate::faults::{self, FaultInjector};
+use crate::jwt::JwtKeys;
+use crate::metrics::{self, Metrics};
+use crate::registry::{Directory, RegisterRequest, Registration, RegistryClient};
+use crate::{context, openapi};
+
+/// A boxed future, as returned by readiness checks and shutdown hooks.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+type ReadinessFn = Arc<dyn Fn() -> BoxFuture<Result<(), String>> + Send + Sync>;
+
+/// Failure to start or run the server.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}; set PORT to a free port")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Everything a service needs besides its own routes; build once at start.
+pub struct ServiceHost {
+    config: ServiceConfig,
+    metrics: Metrics,
+    faults: FaultInjector,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    directory: Directory,
+    registry: Option<RegistryClient>,
+    jwt: Option<JwtKeys>,
+    readiness: Vec<(String, ReadinessFn)>,
+    openapi: Value,
+    on_shutdown: Vec<BoxFuture<()>>,
+    metadata: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ServiceHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceHost")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceHost {
+    /// A host for `config`. Discovery uses the registry when `REGISTRY_URL` is set, and an
+    /// empty fixed directory otherwise.
+    pub fn new(config: ServiceConfig) -> Self {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let registry = config
+            .registry
+            .as_ref()
+            .map(|r| RegistryClient::new(&r.url));
+        let directory = match &registry {
+            Some(c) => Directory::new(c.clone(), tracker.clone(), cancel.clone()),
+            None => Directory::fixed(HashMap::new()),
+        };
+        let jwt = config.jwt.as_ref().map(JwtKeys::new);
+        let openapi = openapi::document(&config.service_name, json!({}));
+        Self {
+            config,
+            metrics: Metrics::new(),
+            faults: FaultInjector::new(),
+            cancel,
+            tracker,
+            directory,
+            registry,
+            jwt,
+            readiness: Vec::new(),
+            openapi,
+            on_shutdown: Vec::new(),
+            metadata: Default::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// The service's metrics; register custom counters here.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The fault injector behind `/admin/faults`.
+    pub fn faults(&self) -> &FaultInjector {
+        &self.faults
+    }
+
+    /// Discovery of other services.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// A resilient client using this host's directory and metrics.
+    pub fn client(&self, policy: ClientPolicy) -> ResilientClient {
+        ResilientClient::new(self.directory.clone(), policy, self.metrics.clone())
+    }
+
+    /// JWT keys when `JWT_SECRET` is set.
+    pub fn jwt(&self) -> Option<&JwtKeys> {
+        self.jwt.as_ref()
+    }
+
+    /// Cancelled when shutdown starts; background loops should `select!` on it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Tracker for background tasks; shutdown waits for them.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
+    /// Add a dependency check to `/ready`.
+    pub fn readiness_check<F, Fut>(&mut self, name: &str, check: F) -> &mut Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.readiness
+            .push((name.to_owned(), Arc::new(move || Box::pin(check()))));
+        self
+    }
+
+    /// Serve `doc` at `/openapi.json` (see [`openapi::document`]).
+    pub fn openapi(&mut self, doc: Value) -> &mut Self {
+        self.openapi = doc;
+        self
+    }
+
+    /// Run `hook` after the server has drained (e.g. close a database pool).
+    pub fn on_shutdown(&mut self, hook: impl Future<Output = ()> + Send + 'static) -> &mut Self {
+        self.on_shutdown.push(Box::pin(hook));
+        self
+    }
+
+    /// Add a metadata label sent with the registration.
+    pub fn metadata(&mut self, key: &str, value: &str) -> &mut Self {
+        self.metadata.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// The full router: kit endpoints, `routes`, and the middleware stack.
+    pub fn router(&self, routes: Router) -> Router {
+        let ready = ReadyState {
+            checks: self.readiness.clone(),
+        };
+        let openapi = Arc::new(self.openapi.clone());
+        let name = self.config.service_name.clone();
+        let metrics = self.metrics.clone();
+        Router::new()
+            .route(
+                "/health",
+                get(move || {
+                    let name = name.clone();
+                    async move { Json(json!({"status": "ok", "service": name})) }
+                }),
+            )
+            .route("/ready", get(ready_handler).with_state(ready))
+            .route(
+                "/metrics",
+                get(move || {
+                    let m = metrics.clone();
+                    async move {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            m.render(),
+                        )
+                    }
+                }),
+            )
+            .route(
+                "/openapi.json",
+                get(move || {
+                    let doc = openapi.clone();
+                    async move { Json((*doc).clone()) }
+                }),
+            )
+            .merge(self.faults.routes())
+            .merge(routes)
+            .fallback(not_found)
+            .layer(from_fn_with_state(self.faults.clone(), faults::inject))
+            .layer(from_fn_with_state(
+                AdminToken(self.config.admin_token.as_deref().map(Arc::from)),
+                admin_guard,
+            ))
+            .layer(from_fn_with_state(self.metrics.clone(), metrics::track))
+            .layer(from_fn(context::propagate))
+    }
+
+    /// Bind the listener and assemble the router; registration starts with
+    /// [`RunningService::run_until_stopped`].
+    pub async fn bind(self, routes: Router) -> Result<RunningService, AppError> {
+        let addr = SocketAddr::new(self.config.bind_host, self.config.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(AppError::Serve)?;
+        let router = self.router(routes);
+        Ok(RunningService {
+            host: self,
+            listener,
+            local_addr,
+            router,
+        })
+    }
+}
+
+/// A bound service, ready to run.
+pub struct RunningService {
+    host: ServiceHost,
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    router: Router,
+}
+
+impl std::fmt::Debug for RunningService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningService")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningService {
+    /// The address actually bound (useful with `PORT=0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Cancel this token to stop the service gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.host.cancel.clone()
+    }
+
+    /// Register, serve until a shutdown signal, then shut down gracefully.
+    pub async fn run_until_stopped(self) -> Result<(), AppError> {
+        let RunningService {
+            host,
+            listener,
+            local_addr,
+            router,
+        } = self;
+        let cancel = host.cancel.clone();
+        let signals = cancel.clone();
+        host.tracker.spawn(async move {
+            tokio::select! {
+                () = signals.cancelled() => {}
+                () = shutdown_signal() => {
+                    tracing::info!("shutdown signal received");
+                    signals.cancel();
+                }
+            }
+        });
+        if let (Some(client), Some(reg)) = (&host.registry, &host.config.registry) {
+            let id = reg.instance_id.clone().unwrap_or_else(|| {
+                format!(
+                    "{}-{}-{}",
+                    host.config.service_name,
+                    reg.advertise_host,
+                    local_addr.port()
+                )
+            });
+            let request = RegisterRequest {
+                service: host.config.service_name.clone(),
+                id,
+                address: reg.advertise_host.clone(),
+                port: local_addr.port(),
+                metadata: host.metadata.clone(),
+                health_url: Some(format!(
+                    "http://{}:{}/health",
+                    reg.advertise_host,
+                    local_addr.port()
+                )),
+                ttl_ms: Some(reg.ttl.as_millis() as u64),
+            };
+            Registration::spawn(
+                client.clone(),
+                request,
+                reg.heartbeat,
+                &host.tracker,
+                cancel.clone(),
+            );
+        }
+        tracing::info!(service = %host.config.service_name, addr = %local_addr, "listening");
+        let drain = cancel.clone();
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { drain.cancelled().await });
+        let grace = host.config.shutdown_grace;
+        let deadline = cancel.clone();
+        let result = tokio::select! {
+            r = server => r.map_err(AppError::Serve),
+            () = async move { deadline.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
+                Ok(())
+            }
+        };
+        cancel.cancel();
+        host.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(5), host.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop within 5s");
+        }
+        for hook in host.on_shutdown {
+            hook.await;
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+#[derive(Clone)]
+struct ReadyState {
+    checks: Vec<(String, ReadinessFn)>,
+}
+
+async fn ready_handler(State(state): State<ReadyState>) -> Response {
+    let mut results = serde_json::Map::new();
+    let mut ok = true;
+    for (name, check) in &state.checks {
+        let r = tokio::time::timeout(Duration::from_secs(2), check()).await;
+        let v = match r {
+            Ok(Ok(())) => "ok".to_owned(),
+            Ok(Err(e)) => {
+                ok = false;
+                e
+            }
+            Err(_) => {
+                ok = false;
+                "timed out after 2s".to_owned()
+            }
+        };
+        results.insert(name.clone(), Value::String(v));
+    }
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"status": if ok { "ready" } else { "not_ready" }, "checks": results})),
+    )
+        .into_response()
+}
+
+async fn admin_guard(State(token): State<AdminToken>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/admin" || path.starts_with("/admin/") {
+        if let Err(e) = token.check(req.headers()) {
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}

@@ -1,0 +1,185 @@
+//! Request identity and W3C trace context, carried from the inbound request to every
+//! outbound call made while serving it.
+//!
+//! The [`propagate`] middleware reads `X-Request-Id` and `traceparent` (or makes new ones),
+//! opens a tracing span carrying them, echoes `X-Request-Id` on the response and stores a
+//! [`RequestContext`] in a task-local, where [`crate::client`] finds it for outbound calls.
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use rand::Rng;
+use tracing::Instrument;
+
+/// Header carrying the request id.
+pub const REQUEST_ID: &str = "x-request-id";
+/// W3C trace context header.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// Identity of the request being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext {
+    /// Caller-supplied (if sane) or generated request id.
+    pub request_id: String,
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// This service's span for the request: 16 lowercase hex digits.
+    pub span_id: String,
+    /// Trace flags from the caller (`01` = sampled).
+    pub flags: String,
+}
+
+tokio::task_local! {
+    static CURRENT: RequestContext;
+}
+
+/// The context of the request being served by this task, if any.
+pub fn current() -> Option<RequestContext> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+/// Run `fut` with `ctx` as the current request context.
+pub async fn scope<F: std::future::Future>(ctx: RequestContext, fut: F) -> F::Output {
+    CURRENT.scope(ctx, fut).await
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::thread_rng();
+    loop {
+        let s: String = (0..bytes)
+            .map(|_| format!("{:02x}", rng.gen::<u8>()))
+            .collect();
+        // All-zero ids are invalid in W3C trace context.
+        if s.bytes().any(|b| b != b'0') {
+            return s;
+        }
+    }
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && s.bytes().any(|b| b != b'0')
+}
+
+impl RequestContext {
+    /// A new root context.
+    pub fn new_root() -> Self {
+        Self {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            trace_id: random_hex(16),
+            span_id: random_hex(8),
+            flags: "01".into(),
+        }
+    }
+
+    /// The context for an inbound request with these headers.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let mut ctx = Self::new_root();
+        if let Some(id) = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
+            let id = id.trim();
+            // Only echo ids that are safe to log and put back into a header.
+            if !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            {
+                ctx.request_id = id.to_owned();
+            }
+        }
+        if let Some((trace_id, flags)) = headers
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_traceparent)
+        {
+            ctx.trace_id = trace_id;
+            ctx.flags = flags;
+        }
+        ctx
+    }
+
+    /// `traceparent` for an outbound call: same trace, a fresh child span id.
+    pub fn outbound_traceparent(&self) -> String {
+        format!("00-{}-{}-{}", self.trace_id, random_hex(8), self.flags)
+    }
+}
+
+/// Parse a version-00 `traceparent`, returning the trace id and flags.
+pub fn parse_traceparent(value: &str) -> Option<(String, String)> {
+    let mut parts = value.trim().split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || version != "00"
+        || !is_hex(trace, 32)
+        || !is_hex(parent, 16)
+        || flags.len() != 2
+        || !flags.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    Some((trace.to_owned(), flags.to_ascii_lowercase()))
+}
+
+/// Middleware: establish the request context, span and `X-Request-Id` response header.
+pub async fn propagate(req: Request, next: Next) -> Response {
+    let ctx = RequestContext::from_headers(req.headers());
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %ctx.request_id,
+        trace_id = %ctx.trace_id,
+    );
+    let request_id = ctx.request_id.clone();
+    let mut resp = scope(ctx, next.run(req)).instrument(span).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    resp
+}
+
+/// Install the JSON log subscriber, filtered by `RUST_LOG` (default `info`).
+/// Safe to call more than once; later calls do nothing.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_round_trips_and_rejects_garbage() {
+        let ctx = RequestContext::new_root();
+        let tp = ctx.outbound_traceparent();
+        assert_eq!(parse_traceparent(&tp).map(|t| t.0), Some(ctx.trace_id));
+        for bad in [
+            "",
+            "00-xyz",
+            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-ff",
+        ] {
+            assert_eq!(parse_traceparent(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn hostile_request_ids_are_replaced() {
+        let mut h = HeaderMap::new();
+        h.insert(REQUEST_ID, HeaderValue::from_static("abc def<script>"));
+        assert_ne!(RequestContext::from_headers(&h).request_id, "abc def<script>");
+        h.insert(REQUEST_ID, HeaderValue::from_static("req-42"));
+        assert_eq!(RequestContext::from_headers(&h).request_id, "req-42");
+    }
+}
