@@ -9,3 +9,4 @@ pub mod model;
 pub mod orchestrator;
 pub mod progress;
 pub mod runtime;
+pub mod testing;
