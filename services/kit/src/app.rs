@@ -82,6 +82,7 @@ pub struct ServiceHost {
     openapi: Value,
     on_shutdown: Vec<BoxFuture<()>>,
     metadata: std::collections::BTreeMap<String, String>,
+    custom_fallback: bool,
 }
 
 impl std::fmt::Debug for ServiceHost {
@@ -121,6 +122,7 @@ impl ServiceHost {
             openapi,
             on_shutdown: Vec::new(),
             metadata: Default::default(),
+            custom_fallback: false,
         }
     }
 
@@ -193,6 +195,13 @@ impl ServiceHost {
         self
     }
 
+    /// Declare that the routes given to [`ServiceHost::bind`] carry their own fallback
+    /// (e.g. the gateway's proxy), so the kit does not add its JSON 404 fallback.
+    pub fn custom_fallback(&mut self) -> &mut Self {
+        self.custom_fallback = true;
+        self
+    }
+
     /// The full router: kit endpoints, `routes`, and the middleware stack.
     pub fn router(&self, routes: Router) -> Router {
         let ready = ReadyState {
@@ -201,7 +210,7 @@ impl ServiceHost {
         let openapi = Arc::new(self.openapi.clone());
         let name = self.config.service_name.clone();
         let metrics = self.metrics.clone();
-        Router::new()
+        let router = Router::new()
             .route(
                 "/health",
                 get(move || {
@@ -233,8 +242,13 @@ impl ServiceHost {
                 }),
             )
             .merge(self.faults.routes())
-            .merge(routes)
-            .fallback(not_found)
+            .merge(routes);
+        let router = if self.custom_fallback {
+            router
+        } else {
+            router.fallback(not_found)
+        };
+        router
             .layer(from_fn_with_state(self.faults.clone(), faults::inject))
             .layer(from_fn_with_state(
                 AdminToken(self.config.admin_token.as_deref().map(Arc::from)),

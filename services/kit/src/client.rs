@@ -136,7 +136,12 @@ impl OutboundRequest {
             RetryMode::Never => false,
             RetryMode::IdempotentOnly => matches!(
                 self.method,
-                Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+                Method::GET
+                    | Method::HEAD
+                    | Method::OPTIONS
+                    | Method::PUT
+                    | Method::DELETE
+                    | Method::TRACE
             ),
         }
     }
@@ -386,11 +391,10 @@ impl ResilientClient {
             }
         }
         let mut e = entry.endpoints.write().unwrap_or_else(|e| e.into_inner());
-        let old: HashMap<String, Arc<Endpoint>> = e
-            .1
-            .iter()
-            .map(|ep| (ep.instance.id.clone(), ep.clone()))
-            .collect();
+        let old: HashMap<String, Arc<Endpoint>> =
+            e.1.iter()
+                .map(|ep| (ep.instance.id.clone(), ep.clone()))
+                .collect();
         let endpoints: Vec<Arc<Endpoint>> = view
             .instances
             .iter()
@@ -588,7 +592,10 @@ impl ResilientClient {
         let resp = self
             .0
             .http
-            .request(req.method.clone(), format!("{base_url}{}", req.path_and_query))
+            .request(
+                req.method.clone(),
+                format!("{base_url}{}", req.path_and_query),
+            )
             .headers(headers)
             .body(req.body.clone())
             .send()

@@ -30,9 +30,12 @@ pub enum ConfigError {
     },
 }
 
+/// A variable lookup: name → value.
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
 /// Reads variables through a lookup function; empty values count as unset.
 pub struct Env<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    lookup: Lookup<'a>,
 }
 
 impl<'a> Env<'a> {
@@ -165,7 +168,10 @@ impl std::fmt::Debug for ServiceConfig {
             .field("bind_host", &self.bind_host)
             .field("port", &self.port)
             .field("registry", &self.registry)
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("jwt", &self.jwt)
             .field("shutdown_grace", &self.shutdown_grace)
             .finish()
@@ -300,8 +306,9 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_only_the_name_is_set() {
-        let cfg = ServiceConfig::from_lookup(&Env::from_pairs(&[("SERVICE_NAME", "product-service")]))
-            .expect("valid");
+        let cfg =
+            ServiceConfig::from_lookup(&Env::from_pairs(&[("SERVICE_NAME", "product-service")]))
+                .expect("valid");
         assert_eq!(cfg.port, 8080);
         assert_eq!(cfg.bind_host, IpAddr::from([0, 0, 0, 0]));
         assert!(cfg.registry.is_none());
@@ -336,14 +343,25 @@ mod tests {
     fn bad_values_name_the_variable() {
         for (pairs, var) in [
             (vec![("PORT", "http")], "PORT"),
-            (vec![("REGISTRY_URL", "registry:8500"), ("HOSTNAME", "h")], "REGISTRY_URL"),
+            (
+                vec![("REGISTRY_URL", "registry:8500"), ("HOSTNAME", "h")],
+                "REGISTRY_URL",
+            ),
             (vec![("REGISTRY_URL", "http://r:1")], "ADVERTISE_HOST"),
             (
-                vec![("REGISTRY_URL", "http://r:1"), ("HOSTNAME", "h"), ("REGISTRY_HEARTBEAT", "soon")],
+                vec![
+                    ("REGISTRY_URL", "http://r:1"),
+                    ("HOSTNAME", "h"),
+                    ("REGISTRY_HEARTBEAT", "soon"),
+                ],
                 "REGISTRY_HEARTBEAT",
             ),
             (
-                vec![("REGISTRY_URL", "http://r:1"), ("HOSTNAME", "h"), ("REGISTRY_TTL", "1s")],
+                vec![
+                    ("REGISTRY_URL", "http://r:1"),
+                    ("HOSTNAME", "h"),
+                    ("REGISTRY_TTL", "1s"),
+                ],
                 "REGISTRY_TTL",
             ),
             (vec![("JWT_SECRET", "short")], "JWT_SECRET"),

@@ -59,7 +59,8 @@ fn random_hex(bytes: usize) -> String {
 
 fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len
-        && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && s.bytes().any(|b| b != b'0')
 }
 
@@ -178,7 +179,10 @@ mod tests {
     fn hostile_request_ids_are_replaced() {
         let mut h = HeaderMap::new();
         h.insert(REQUEST_ID, HeaderValue::from_static("abc def<script>"));
-        assert_ne!(RequestContext::from_headers(&h).request_id, "abc def<script>");
+        assert_ne!(
+            RequestContext::from_headers(&h).request_id,
+            "abc def<script>"
+        );
         h.insert(REQUEST_ID, HeaderValue::from_static("req-42"));
         assert_eq!(RequestContext::from_headers(&h).request_id, "req-42");
     }

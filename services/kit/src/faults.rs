@@ -108,7 +108,10 @@ pub struct FaultInjector(Arc<Mutex<Option<ActiveFault>>>);
 /// What to do with one request.
 enum Decision {
     Pass,
-    Act { delay: Duration, fail: Option<StatusCode> },
+    Act {
+        delay: Duration,
+        fail: Option<StatusCode>,
+    },
 }
 
 fn exempt(path: &str) -> bool {
@@ -138,7 +141,10 @@ impl FaultInjector {
     /// The active fault's spec, if any (an expired fault is cleared here).
     pub fn current(&self) -> Option<FaultSpec> {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if g.as_ref().and_then(|f| f.until).is_some_and(|u| Instant::now() >= u) {
+        if g.as_ref()
+            .and_then(|f| f.until)
+            .is_some_and(|u| Instant::now() >= u)
+        {
             *g = None;
         }
         g.as_ref().map(|f| f.spec.clone())
@@ -263,7 +269,9 @@ mod tests {
             ..FaultSpec::default()
         })
         .expect("valid");
-        assert!(matches!(f.decide("/api/v1/products/1"), Decision::Act { fail: Some(s), .. } if s == StatusCode::SERVICE_UNAVAILABLE));
+        assert!(
+            matches!(f.decide("/api/v1/products/1"), Decision::Act { fail: Some(s), .. } if s == StatusCode::SERVICE_UNAVAILABLE)
+        );
         assert!(matches!(f.decide("/api/v1/orders"), Decision::Pass));
     }
 
@@ -271,12 +279,27 @@ mod tests {
     fn invalid_specs_are_refused() {
         let f = FaultInjector::new();
         for spec in [
-            FaultSpec { error_rate: Some(1.5), ..FaultSpec::default() },
-            FaultSpec { status: Some(200), ..FaultSpec::default() },
-            FaultSpec { duration: Some("forever".into()), ..FaultSpec::default() },
-            FaultSpec { path_prefix: Some("api".into()), ..FaultSpec::default() },
+            FaultSpec {
+                error_rate: Some(1.5),
+                ..FaultSpec::default()
+            },
+            FaultSpec {
+                status: Some(200),
+                ..FaultSpec::default()
+            },
+            FaultSpec {
+                duration: Some("forever".into()),
+                ..FaultSpec::default()
+            },
+            FaultSpec {
+                path_prefix: Some("api".into()),
+                ..FaultSpec::default()
+            },
         ] {
-            assert_eq!(f.set(spec).map_err(|e| e.status), Err(StatusCode::BAD_REQUEST));
+            assert_eq!(
+                f.set(spec).map_err(|e| e.status),
+                Err(StatusCode::BAD_REQUEST)
+            );
         }
     }
 }

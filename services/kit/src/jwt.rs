@@ -103,20 +103,21 @@ impl JwtKeys {
     /// Verify `token` (without the `Bearer ` prefix) and return its claims.
     pub fn validate(&self, token: &str) -> Result<Claims, JwtError> {
         use jsonwebtoken::errors::ErrorKind;
-        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            match e.kind() {
-                ErrorKind::ExpiredSignature => JwtError::Expired,
-                ErrorKind::InvalidSignature => JwtError::Invalid("bad signature".into()),
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                    JwtError::Invalid("algorithm not allowed".into())
+        let data =
+            decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => JwtError::Expired,
+                    ErrorKind::InvalidSignature => JwtError::Invalid("bad signature".into()),
+                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                        JwtError::Invalid("algorithm not allowed".into())
+                    }
+                    ErrorKind::InvalidIssuer => JwtError::Invalid("wrong issuer".into()),
+                    ErrorKind::MissingRequiredClaim(c) => {
+                        JwtError::Invalid(format!("missing claim {c}"))
+                    }
+                    _ => JwtError::Invalid("malformed token".into()),
                 }
-                ErrorKind::InvalidIssuer => JwtError::Invalid("wrong issuer".into()),
-                ErrorKind::MissingRequiredClaim(c) => {
-                    JwtError::Invalid(format!("missing claim {c}"))
-                }
-                _ => JwtError::Invalid("malformed token".into()),
-            }
-        })?;
+            })?;
         if data.claims.sub.is_empty() {
             return Err(JwtError::Invalid("empty subject".into()));
         }

@@ -133,9 +133,7 @@ impl Metrics {
                 .or_insert(0) += 1;
         }
         let mut l = self.0.latency.lock().unwrap_or_else(|e| e.into_inner());
-        let h = l
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
+        let h = l.entry((method.to_owned(), route.to_owned())).or_default();
         h.count += 1;
         h.sum += seconds;
         for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
@@ -189,7 +187,8 @@ impl Metrics {
         {
             let r = self.0.requests.lock().unwrap_or_else(|e| e.into_inner());
             for ((m, route, st), n) in r.iter() {
-                let labels = label_set(&[("method", m), ("route", route), ("status", &st.to_string())]);
+                let labels =
+                    label_set(&[("method", m), ("route", route), ("status", &st.to_string())]);
                 let _ = writeln!(out, "http_requests_total{{{labels}}} {n}");
             }
         }
@@ -211,7 +210,11 @@ impl Metrics {
                     h.count
                 );
                 let _ = writeln!(out, "http_request_duration_seconds_sum{{{base}}} {}", h.sum);
-                let _ = writeln!(out, "http_request_duration_seconds_count{{{base}}} {}", h.count);
+                let _ = writeln!(
+                    out,
+                    "http_request_duration_seconds_count{{{base}}} {}",
+                    h.count
+                );
             }
         }
         let f = self.0.families.lock().unwrap_or_else(|e| e.into_inner());
@@ -267,13 +270,21 @@ mod tests {
     fn exposition_contains_requests_histogram_and_custom_series() {
         let m = Metrics::new();
         m.observe_request("GET", "/x", 200, 0.003);
-        m.counter("orders_created_total", "Orders created.", &[("kind", "a\"b")])
-            .add(2);
+        m.counter(
+            "orders_created_total",
+            "Orders created.",
+            &[("kind", "a\"b")],
+        )
+        .add(2);
         m.gauge("in_flight", "In flight.", &[]).set(-1);
         let text = m.render();
         assert!(text.contains("http_requests_total{method=\"GET\",route=\"/x\",status=\"200\"} 1"));
-        assert!(text.contains("http_request_duration_seconds_bucket{method=\"GET\",route=\"/x\",le=\"0.0025\"} 0"));
-        assert!(text.contains("http_request_duration_seconds_bucket{method=\"GET\",route=\"/x\",le=\"0.005\"} 1"));
+        assert!(text.contains(
+            "http_request_duration_seconds_bucket{method=\"GET\",route=\"/x\",le=\"0.0025\"} 0"
+        ));
+        assert!(text.contains(
+            "http_request_duration_seconds_bucket{method=\"GET\",route=\"/x\",le=\"0.005\"} 1"
+        ));
         assert!(text.contains("orders_created_total{kind=\"a\\\"b\"} 2"));
         assert!(text.contains("in_flight -1"));
     }

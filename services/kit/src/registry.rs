@@ -191,7 +191,11 @@ impl RegistryClient {
     pub async fn heartbeat(&self, id: &str) -> Result<Heartbeat, RegistryError> {
         let resp = self
             .http
-            .put(format!("{}/v1/instances/{}/heartbeat", self.base, encode(id)))
+            .put(format!(
+                "{}/v1/instances/{}/heartbeat",
+                self.base,
+                encode(id)
+            ))
             .timeout(Duration::from_secs(3))
             .send()
             .await

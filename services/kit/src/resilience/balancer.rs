@@ -179,7 +179,10 @@ mod tests {
     #[test]
     fn strategy_names_parse() {
         assert_eq!("round_robin".parse(), Ok(LoadBalancing::RoundRobin));
-        assert_eq!("least-connections".parse(), Ok(LoadBalancing::LeastConnections));
+        assert_eq!(
+            "least-connections".parse(),
+            Ok(LoadBalancing::LeastConnections)
+        );
         assert_eq!("P2C".parse(), Ok(LoadBalancing::PowerOfTwoChoices));
         assert!("random".parse::<LoadBalancing>().is_err());
     }

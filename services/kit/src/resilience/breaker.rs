@@ -256,13 +256,11 @@ mod tests {
     }
 
     fn config() -> impl Strategy<Value = BreakerConfig> {
-        (1u32..6, 1u64..2_000, 1u32..4, 1u32..4).prop_map(|(f, open, probes, succ)| {
-            BreakerConfig {
-                failure_threshold: f,
-                open_for: Duration::from_millis(open),
-                half_open_probes: probes,
-                success_threshold: succ,
-            }
+        (1u32..6, 1u64..2_000, 1u32..4, 1u32..4).prop_map(|(f, open, probes, succ)| BreakerConfig {
+            failure_threshold: f,
+            open_for: Duration::from_millis(open),
+            half_open_probes: probes,
+            success_threshold: succ,
         })
     }
 

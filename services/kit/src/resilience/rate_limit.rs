@@ -129,7 +129,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn limit() -> impl Strategy<Value = RateLimit> {
-        (0.1f64..500.0, 1u32..50).prop_map(|(rate_per_sec, burst)| RateLimit { rate_per_sec, burst })
+        (0.1f64..500.0, 1u32..50).prop_map(|(rate_per_sec, burst)| RateLimit {
+            rate_per_sec,
+            burst,
+        })
     }
 
     proptest! {
@@ -187,7 +190,9 @@ mod tests {
         });
         assert!(limiter.check("a", Instant::now()).is_ok());
         assert!(limiter.check("a", Instant::now()).is_ok());
-        let wait = limiter.check("a", Instant::now()).expect_err("a is out of tokens");
+        let wait = limiter
+            .check("a", Instant::now())
+            .expect_err("a is out of tokens");
         assert_eq!(wait, Duration::from_secs(1));
         assert!(limiter.check("b", Instant::now()).is_ok());
         tokio::time::advance(wait).await;
