@@ -122,3 +122,125 @@ async fn failing_recipe_reports_the_build_output() {
         "{text}"
     );
 }
+
+/// The service-image path end to end on a throw-away cargo project: cargo build --release,
+/// binaries packed at 0o755 into an image FROM the base, and a second call recognised as
+/// up to date.
+#[tokio::test]
+async fn binaries_are_packed_into_an_image_on_the_base() {
+    let docker = match msctl_stack::engine::connect().await {
+        Ok(docker) => docker,
+        Err(e) => {
+            eprintln!("SKIPPED binaries_are_packed_into_an_image_on_the_base: {e}");
+            return;
+        }
+    };
+    let project = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        project.path().join("Cargo.toml"),
+        "[package]\nname = \"imagetest-hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [workspace]\n\n[[bin]]\nname = \"imagetest-hello\"\npath = \"main.rs\"\n",
+    )
+    .expect("write Cargo.toml");
+    std::fs::write(
+        project.path().join("main.rs"),
+        "fn main() { println!(\"hello from msctl\"); }\n",
+    )
+    .expect("write main.rs");
+    let opts = BuildOptions {
+        offline: true,
+        force: false,
+    };
+    let progress = printing_sink();
+    let binaries = vec!["imagetest-hello".to_string()];
+    let tag = "msctl/imagetest-binaries:dev";
+    let id = msctl_stack::images::build_binaries(
+        &docker,
+        tag,
+        project.path(),
+        &binaries,
+        &opts,
+        &progress,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("build_binaries failed: {e}"));
+    let again = msctl_stack::images::build_binaries(
+        &docker,
+        tag,
+        project.path(),
+        &binaries,
+        &opts,
+        &progress,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("second build_binaries failed: {e}"));
+    assert_eq!(id, again, "unchanged binaries were rebuilt");
+
+    let missing = msctl_stack::images::build_binaries(
+        &docker,
+        tag,
+        project.path(),
+        &["no-such-bin".to_string()],
+        &opts,
+        &progress,
+    )
+    .await
+    .expect_err("an unknown binary must fail");
+    assert!(missing.to_string().contains("no-such-bin"), "{missing}");
+
+    // The binary runs from /usr/local/bin (on PATH, executable) in a container of the image.
+    let output = run_to_completion(&docker, tag, "imagetest-hello").await;
+    assert_eq!(output.trim(), "hello from msctl");
+
+    let _ = docker
+        .remove_image(
+            tag,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+}
+
+/// Runs `command` in a throw-away container of `image` (labelled for this test) and returns
+/// its output.
+async fn run_to_completion(docker: &bollard::Docker, image: &str, command: &str) -> String {
+    use futures_util::StreamExt;
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(vec![command.to_string()]),
+        labels: Some(std::collections::HashMap::from([(
+            "io.msctl.project".to_string(),
+            "imagetest".to_string(),
+        )])),
+        ..Default::default()
+    };
+    let created = docker
+        .create_container(None, body)
+        .await
+        .expect("create container");
+    docker
+        .start_container(&created.id, None)
+        .await
+        .expect("start container");
+    let mut wait = docker.wait_container(&created.id, None);
+    while let Some(item) = wait.next().await {
+        item.expect("container exits with status 0");
+    }
+    let options = bollard::query_parameters::LogsOptionsBuilder::new()
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut logs = docker.logs(&created.id, Some(options));
+    let mut output = String::new();
+    while let Some(chunk) = logs.next().await {
+        output.push_str(&chunk.expect("log chunk").to_string());
+    }
+    let remove = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .build();
+    docker
+        .remove_container(&created.id, Some(remove))
+        .await
+        .expect("remove container");
+    output
+}

@@ -43,6 +43,9 @@ const LONG_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Bump when the way the base is made changes, so existing bases are rebuilt.
 const BASE_RECIPE_VERSION: &str = "1";
 
+/// Serialises base builds within this process.
+static BASE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Hash of the base image's contents as msctl specifies them (suite, packages, recipe
 /// version); recorded in [`BASE_PACKAGES_LABEL`].
 pub fn base_packages_hash() -> String {
@@ -66,6 +69,14 @@ pub async fn ensure_base(
     opts: &BuildOptions,
     progress: &ProgressSink,
 ) -> Result<String, ImageError> {
+    // Parallel recipe builds all need the base: one builds it, the others wait and reuse it.
+    let _building = match BASE_LOCK.try_lock() {
+        Ok(guard) => guard,
+        Err(_) => {
+            progress.note(format!("waiting for another build of {BASE_TAG}"));
+            BASE_LOCK.lock().await
+        }
+    };
     let want = base_packages_hash();
     if !opts.force {
         if let Some(existing) = inspect_optional(docker, BASE_TAG).await? {

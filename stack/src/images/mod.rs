@@ -184,13 +184,8 @@ pub async fn build_recipe(
         None
     };
     ctx.mix_into_hash(base_id.as_deref().unwrap_or(""));
-    let labels = HashMap::from([
-        (RECIPE_HASH_LABEL.to_string(), ctx.hash()),
-        (
-            "io.msctl.recipe".to_string(),
-            context_dir.display().to_string(),
-        ),
-    ]);
+    // One label only: with the classic builder every label is one more build step.
+    let labels = HashMap::from([(RECIPE_HASH_LABEL.to_string(), ctx.hash())]);
     build_unless_current(docker, tag, ctx, labels, opts, progress).await
 }
 
