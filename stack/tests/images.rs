@@ -29,6 +29,10 @@ fn printing_sink() -> ProgressSink {
     })
 }
 
+/// The tests in this file share the engine's base image and one of them changes the process
+/// environment (the mirror): they run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn recipes_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images")
 }
@@ -42,6 +46,7 @@ async fn offline_base_and_infrastructure_recipes_build() {
             return;
         }
     };
+    let _serial = SERIAL.lock().await;
     let progress = printing_sink();
     let opts = BuildOptions {
         offline: true,
@@ -100,6 +105,7 @@ async fn failing_recipe_reports_the_build_output() {
             return;
         }
     };
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     // FROM scratch needs no base and no registry; COPY of a missing file fails the build.
     std::fs::write(
@@ -135,6 +141,7 @@ async fn binaries_are_packed_into_an_image_on_the_base() {
             return;
         }
     };
+    let _serial = SERIAL.lock().await;
     let project = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         project.path().join("Cargo.toml"),
@@ -243,4 +250,40 @@ async fn run_to_completion(docker: &bollard::Docker, image: &str, command: &str)
         .await
         .expect("remove container");
     output
+}
+
+/// An unreachable mirror fails with debootstrap's own words and the mirror's name — and a
+/// failed bootstrap leaves the existing base image alone.
+#[tokio::test]
+async fn unreachable_mirror_fails_with_the_mirror_named() {
+    let docker = match msctl_stack::engine::connect().await {
+        Ok(docker) => docker,
+        Err(e) => {
+            eprintln!("SKIPPED unreachable_mirror_fails_with_the_mirror_named: {e}");
+            return;
+        }
+    };
+    let _serial = SERIAL.lock().await;
+    let before = docker.inspect_image(BASE_TAG).await.ok().and_then(|i| i.id);
+    // Port 9 (discard) on loopback: nothing listens, so debootstrap fails at once.
+    let mirror = "http://127.0.0.1:9/debian";
+    std::env::set_var(msctl_stack::images::DEBIAN_MIRROR_ENV, mirror);
+    let result = ensure_base(
+        &docker,
+        &BuildOptions {
+            offline: true,
+            force: true,
+        },
+        &printing_sink(),
+    )
+    .await;
+    std::env::remove_var(msctl_stack::images::DEBIAN_MIRROR_ENV);
+    let err = result.expect_err("a bootstrap from an unreachable mirror must fail");
+    let text = err.to_string();
+    assert!(
+        text.contains(mirror) && text.contains("debootstrap"),
+        "{text}"
+    );
+    let after = docker.inspect_image(BASE_TAG).await.ok().and_then(|i| i.id);
+    assert_eq!(before, after, "a failed bootstrap replaced the base image");
 }

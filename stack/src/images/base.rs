@@ -24,6 +24,7 @@ use super::process::{find_program, run_logged};
 use super::{
     debian_mirror, image_label, inspect_optional, join_tail, push_tail, run_build, BuildOptions,
     ImageError, BASE_PACKAGES, BASE_PACKAGES_LABEL, BASE_TAG, DEFAULT_DEBIAN_MIRROR,
+    LONG_REQUEST_TIMEOUT,
 };
 use crate::progress::{ProgressExt, ProgressSink};
 
@@ -35,10 +36,6 @@ const PULL_ANSWER_DEADLINE: Duration = Duration::from_secs(20);
 
 /// How long the whole pull of the (small) upstream image may take once the registry answered.
 const PULL_DEADLINE: Duration = Duration::from_secs(600);
-
-/// Imports and builds send or wait for a lot of data before the engine answers; don't let the
-/// caller's client timeout cut them short.
-const LONG_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Bump when the way the base is made changes, so existing bases are rebuilt.
 const BASE_RECIPE_VERSION: &str = "1";
@@ -189,8 +186,7 @@ async fn build_from_upstream(
         .into_inner()
         .map_err(|e| ImageError::io("packing the base Dockerfile", e))?;
     let labels = HashMap::from([(BASE_PACKAGES_LABEL.to_string(), hash.to_string())]);
-    let docker = docker.clone().with_timeout(LONG_REQUEST_TIMEOUT);
-    run_build(&docker, tag, tar, labels, progress).await
+    run_build(docker, tag, tar, labels, progress).await
 }
 
 /// The Dockerfile of the online base: the package list installed with apt-get FROM `from`.

@@ -155,6 +155,10 @@ impl ImageError {
     }
 }
 
+/// Imports and builds send or wait for a lot of data before the engine answers; the caller's
+/// client timeout (bollard's default is 120 s) must not cut them short.
+pub(crate) const LONG_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Lines of build output kept to explain a failure.
 const TAIL_LINES: usize = 30;
 
@@ -275,6 +279,7 @@ pub(crate) async fn run_build(
         .labels(&labels)
         .build();
     let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
+    let docker = docker.clone().with_timeout(LONG_REQUEST_TIMEOUT);
     let mut stream = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
     while let Some(item) = stream.next().await {
         let info = match item {
