@@ -646,9 +646,15 @@ impl ResilientClient {
             .into_iter()
             .map(|(service, entry)| {
                 let eps = entry.endpoints.read().unwrap_or_else(|e| e.into_inner());
+                let stale = self
+                    .0
+                    .directory
+                    .cached(&service)
+                    .map(|v| v.stale)
+                    .unwrap_or_else(|| entry.stale.load(Ordering::Relaxed));
                 UpstreamSnapshot {
                     service,
-                    stale: entry.stale.load(Ordering::Relaxed),
+                    stale,
                     instances: eps
                         .1
                         .iter()

@@ -459,6 +459,18 @@ impl Directory {
         })
     }
 
+    /// The current view of `service` without waiting or starting a watcher; `None` when
+    /// the service has not been looked up yet or the registry never answered.
+    pub fn cached(&self, service: &str) -> Option<Arc<ServiceView>> {
+        if self.0.client.is_none() {
+            return self.0.fixed.get(service).cloned();
+        }
+        let views = self.0.views.lock().unwrap_or_else(|e| e.into_inner());
+        let rx = views.get(service)?;
+        let view = rx.borrow().clone();
+        view.ok()
+    }
+
     fn spawn_watcher(&self, client: RegistryClient, service: String) -> ViewRx {
         let (tx, rx) = watch::channel(Err(PENDING.to_owned()));
         let cancel = self.0.cancel.clone();
@@ -483,6 +495,11 @@ impl Directory {
                             && previous.as_ref().is_some_and(|p| !p.instances.is_empty());
                         if keep_old {
                             tracing::info!(%service, "registry is warming up with no instances; keeping the last view");
+                            if let Some(p) = previous.filter(|p| p.stale) {
+                                let mut fresh = (*p).clone();
+                                fresh.stale = false;
+                                let _ = tx.send(Ok(Arc::new(fresh)));
+                            }
                         } else {
                             let changed = previous.as_ref().is_none_or(|p| p.instances != si.instances);
                             if changed {
@@ -507,6 +524,9 @@ impl Directory {
                     }
                     Err(e) => {
                         failures += 1;
+                        // A restarted registry counts its index from scratch and may reach
+                        // our old value again; the next query must not block on it.
+                        index = None;
                         let reason = e.to_string();
                         let last = tx.borrow().clone();
                         match last {

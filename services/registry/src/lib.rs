@@ -94,6 +94,8 @@ pub fn config_from_env() -> Result<(ServiceConfig, RegistrySettings), ConfigErro
 struct AppState {
     store: Arc<Store>,
     settings: RegistrySettings,
+    /// Releases blocking queries at shutdown so draining does not wait for them.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Bind the registry; background expiry and health checking run until shutdown.
@@ -114,7 +116,11 @@ pub async fn build_with_store(
     host.openapi(openapi());
     spawn_expiry(&host, store.clone(), settings.expiry_interval);
     spawn_health_checks(&host, store.clone(), &settings);
-    let state = AppState { store, settings };
+    let state = AppState {
+        store,
+        settings,
+        shutdown: host.shutdown_token(),
+    };
     let routes = Router::new()
         .route("/v1/instances", put(register))
         .route("/v1/instances/{id}/heartbeat", put(heartbeat))
@@ -305,7 +311,10 @@ async fn discover(
         }
         .min(MAX_WAIT);
         if st.store.index() == index {
-            st.store.wait_for_change(index, wait).await;
+            tokio::select! {
+                () = st.store.wait_for_change(index, wait) => {}
+                () = st.shutdown.cancelled() => {}
+            }
         }
     }
     let answer = st.store.service(&name, all);

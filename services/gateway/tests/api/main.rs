@@ -1,0 +1,8 @@
+//! Gateway integration tests: one binary, real servers on 127.0.0.1.
+
+mod auth;
+mod discovery;
+mod helpers;
+mod malformed;
+mod resilience;
+mod routing;

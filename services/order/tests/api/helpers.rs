@@ -1,0 +1,234 @@
+//! Shared test setup: real Postgres and RabbitMQ from the `msctl-test` project, a fresh
+//! database and a fresh exchange per test, services started in-process on 127.0.0.1:0.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use msctl_stack::testing::TestInfra;
+use order_service::config::SagaSettings;
+use order_service::{CrashHook, OrderConfig, Options};
+use service_kit::registry::Directory;
+use service_kit::ServiceConfig;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const ADMIN: &str = "test-admin-token";
+
+static INFRA: OnceCell<TestInfra> = OnceCell::const_new();
+
+/// Postgres and RabbitMQ, booted once per test binary.
+pub async fn infra() -> &'static TestInfra {
+    INFRA
+        .get_or_init(|| async {
+            TestInfra::boot(env!("CARGO_MANIFEST_DIR"), &["postgres", "rabbitmq"])
+                .await
+                .expect("boot postgres and rabbitmq (is the Docker engine reachable?)")
+        })
+        .await
+}
+
+/// A unique suffix for databases, exchanges and queues of one test.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", Uuid::new_v4().simple())
+}
+
+/// Names and URLs of one test's world.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub orders_db: String,
+    pub notifications_db: String,
+    pub amqp_url: String,
+    pub exchange: String,
+    pub queue: String,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        let infra = infra().await;
+        let id = Uuid::new_v4().simple().to_string();
+        Self {
+            orders_db: infra
+                .postgres_url(&format!("orders_t{id}"))
+                .expect("postgres port"),
+            notifications_db: infra
+                .postgres_url(&format!("notifications_t{id}"))
+                .expect("postgres port"),
+            amqp_url: infra.amqp_url().expect("rabbitmq port"),
+            exchange: format!("orders.test.{id}"),
+            queue: format!("notifications.test.{id}"),
+        }
+    }
+
+    /// A database URL on the same server.
+    pub async fn database(&self, name: &str) -> String {
+        infra()
+            .await
+            .postgres_url(&format!("{name}_t{}", Uuid::new_v4().simple()))
+            .expect("postgres port")
+    }
+}
+
+/// A service running in-process.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub cancel: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Graceful stop, waiting for background tasks.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Saga settings that make tests quick: short retries and polls.
+pub fn fast_saga(lease: Duration) -> SagaSettings {
+    SagaSettings {
+        lease,
+        retry_base: Duration::from_millis(50),
+        retry_max: Duration::from_millis(500),
+        poll_interval: Duration::from_millis(100),
+        ..SagaSettings::default()
+    }
+}
+
+pub struct OrderSpec {
+    pub database_url: String,
+    pub amqp_url: String,
+    pub exchange: String,
+    pub saga: SagaSettings,
+    pub directory: Option<Directory>,
+    pub hook: Option<CrashHook>,
+}
+
+impl OrderSpec {
+    pub fn new(world: &World) -> Self {
+        Self {
+            database_url: world.orders_db.clone(),
+            amqp_url: world.amqp_url.clone(),
+            exchange: world.exchange.clone(),
+            saga: fast_saga(Duration::from_secs(30)),
+            directory: None,
+            hook: None,
+        }
+    }
+}
+
+pub async fn spawn_order(spec: OrderSpec) -> Running {
+    let config = OrderConfig {
+        service: ServiceConfig::for_tests("order-service"),
+        database_url: spec.database_url,
+        amqp_url: spec.amqp_url,
+        exchange: spec.exchange,
+        saga: spec.saga,
+    };
+    let running = order_service::build(
+        config,
+        Options {
+            directory: spec.directory,
+            crash_hook: spec.hook,
+            db_patience: Some(Duration::from_secs(30)),
+        },
+    )
+    .await
+    .expect("order-service starts");
+    let addr = running.local_addr();
+    let cancel = running.shutdown_token();
+    let task = tokio::spawn(async move {
+        running.run_until_stopped().await.expect("order-service runs");
+    });
+    Running { addr, cancel, task }
+}
+
+pub async fn spawn_notification(world: &World) -> Running {
+    let config = notification_service::NotificationConfig {
+        service: ServiceConfig::for_tests("notification-service"),
+        database_url: world.notifications_db.clone(),
+        amqp_url: world.amqp_url.clone(),
+        topology: notification_service::Topology::new(&world.exchange, &world.queue),
+        prefetch: 32,
+    };
+    let running = notification_service::build(config)
+        .await
+        .expect("notification-service starts");
+    let addr = running.local_addr();
+    let cancel = running.shutdown_token();
+    let task = tokio::spawn(async move {
+        running
+            .run_until_stopped()
+            .await
+            .expect("notification-service runs");
+    });
+    Running { addr, cancel, task }
+}
+
+/// Poll `check` every 100 ms until it returns `Some`, or panic after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// Place an order as `user`.
+pub async fn place(
+    http: &reqwest::Client,
+    order: &Running,
+    user: &str,
+    items: serde_json::Value,
+    card: &str,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut req = http
+        .post(order.url("/api/v1/orders"))
+        .header("x-user-id", user)
+        .json(&serde_json::json!({"items": items, "card": card}));
+    if let Some(k) = key {
+        req = req.header("idempotency-key", k);
+    }
+    req.send().await.expect("POST /api/v1/orders")
+}
+
+pub async fn get_json(http: &reqwest::Client, url: &str, user: &str) -> serde_json::Value {
+    http.get(url)
+        .header("x-user-id", user)
+        .header("x-admin-token", ADMIN)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON")
+}

@@ -1,0 +1,61 @@
+//! Extractors whose rejections are JSON [`ApiError`]s with stable codes, so malformed
+//! paths and query strings get a 4xx body like every other error.
+
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use service_kit::ApiError;
+use uuid::Uuid;
+
+/// A single UUID path parameter; anything else is 400 `invalid_id`.
+#[derive(Debug, Clone, Copy)]
+pub struct IdPath(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_id", e.body_text()))?;
+        Uuid::parse_str(raw.trim())
+            .map(IdPath)
+            .map_err(|_| ApiError::bad_request("invalid_id", format!("{raw:?} is not a UUID")))
+    }
+}
+
+/// A query string; a malformed one is 400 `invalid_query`.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+/// Map a database error: connection trouble is 503 `database_unavailable` (retryable),
+/// anything else 500 with the cause logged.
+pub fn db_error(e: sqlx::Error) -> ApiError {
+    match &e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is unavailable; retry later",
+            )
+            .with_retry_after(std::time::Duration::from_secs(1))
+        }
+        _ => ApiError::internal(&e),
+    }
+}

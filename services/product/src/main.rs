@@ -1,0 +1,30 @@
+//! The `product-service` binary: `product-service` serves; `product-service --seed FILE`
+//! creates and migrates the database, inserts the missing seed products and exits.
+
+use anyhow::Context;
+use product_service::config::Settings;
+use product_service::seed::{seed, SeedFile};
+use product_service::startup::Application;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    service_kit::init_tracing();
+    let settings = Settings::from_env()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => {
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await?;
+        }
+        [flag, file] if flag == "--seed" => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("read {file}"))?;
+            let parsed: SeedFile =
+                serde_json::from_str(&text).with_context(|| format!("parse {file}"))?;
+            let pool = product_service::db::connect_and_migrate(&settings.database).await?;
+            let report = seed(&pool, parsed).await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        _ => anyhow::bail!("usage: product-service [--seed FILE]"),
+    }
+    Ok(())
+}

@@ -1,0 +1,399 @@
+//! The internal reservation API used by the order saga. Every call is idempotent on the
+//! order id; the `reservations` row is the idempotency record.
+//!
+//! - reserve: all or nothing. Lines are taken in product-id order with a conditional
+//!   `UPDATE … WHERE available >= qty` (a row lock, re-checked after waiting), inside a
+//!   savepoint that is rolled back when any line is short; the refusal is recorded so a
+//!   retry gets the same 409.
+//! - release: reserved → released (stock back to available). Releasing an unknown order
+//!   leaves a `released` tombstone, so a reserve that arrives after its compensation (a
+//!   timed-out request finally landing) cannot take stock for a cancelled order.
+//! - commit: reserved → committed (reserved → sold).
+//!
+//! Answers for other states: reserve of a committed order is 200 `committed` (the saga may
+//! replay a step after a crash); reserve or commit of a released order is 409
+//! `reservation_released`; release of a committed order is 200 `{"status":"committed"}`
+//! and changes nothing.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use service_kit::error::ApiJson;
+use service_kit::ApiError;
+use sqlx::{Connection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::{ReservationBody, ReservationRequest};
+use crate::extract::{db_error, IdPath};
+use crate::state::AppState;
+
+/// What a reservation request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stock is held.
+    Reserved {
+        /// Sum of price × quantity at reservation time.
+        total_cents: i64,
+    },
+    /// The held stock was sold.
+    Committed {
+        /// As reserved.
+        total_cents: i64,
+    },
+    /// Refused: a product was short.
+    Rejected {
+        /// The first product that was short (or unknown).
+        product_id: Option<Uuid>,
+        /// Explanation.
+        message: String,
+    },
+    /// Released (or compensated before it was made).
+    Released,
+}
+
+/// Errors of the reservation API.
+#[derive(Debug, thiserror::Error)]
+pub enum ReservationError {
+    /// Not enough stock (or no such product); nothing was reserved.
+    #[error("{message}")]
+    OutOfStock {
+        /// Order.
+        order_id: Uuid,
+        /// Product that was short.
+        product_id: Option<Uuid>,
+        /// Explanation.
+        message: String,
+    },
+    /// The order's reservation was released; it cannot be reserved or committed again.
+    #[error("the reservation of order {0} was released; use a new order id")]
+    Released(Uuid),
+    /// Commit of an order never reserved.
+    #[error("no reservation for order {0}")]
+    NotFound(Uuid),
+    /// Database trouble.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl IntoResponse for ReservationError {
+    fn into_response(self) -> Response {
+        match self {
+            ReservationError::OutOfStock {
+                order_id,
+                product_id,
+                message,
+            } => (
+                StatusCode::CONFLICT,
+                Json(json!({
+                    "code": "out_of_stock",
+                    "message": message,
+                    "order_id": order_id,
+                    "product_id": product_id,
+                })),
+            )
+                .into_response(),
+            e @ ReservationError::Released(_) => {
+                ApiError::new(StatusCode::CONFLICT, "reservation_released", e.to_string())
+                    .into_response()
+            }
+            e @ ReservationError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "reservation_not_found", e.to_string())
+                    .into_response()
+            }
+            ReservationError::Db(e) => db_error(e).into_response(),
+        }
+    }
+}
+
+/// `POST /internal/reservations`.
+#[tracing::instrument(skip(state, body))]
+pub async fn reserve(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ReservationBody>,
+) -> Result<Response, Response> {
+    let req = ReservationRequest::parse(body).map_err(IntoResponse::into_response)?;
+    let order_id = req.order_id;
+    let (outcome, fresh) = reserve_stock(&state.pool, &req)
+        .await
+        .map_err(|e| ReservationError::from(e).into_response())?;
+    let m = &state.reservations;
+    match (&outcome, fresh) {
+        (Outcome::Reserved { .. }, true) => {
+            m.reserved.inc();
+            let ids: Vec<Uuid> = req.items.iter().map(|(p, _)| *p).collect();
+            state.cache.invalidate(&ids).await;
+        }
+        (Outcome::Rejected { .. }, true) => m.out_of_stock.inc(),
+        _ => m.replayed.inc(),
+    }
+    match outcome {
+        Outcome::Reserved { total_cents } => Ok(Json(json!({
+            "order_id": order_id, "status": "reserved", "total_cents": total_cents
+        }))
+        .into_response()),
+        Outcome::Committed { total_cents } => Ok(Json(json!({
+            "order_id": order_id, "status": "committed", "total_cents": total_cents
+        }))
+        .into_response()),
+        Outcome::Rejected {
+            product_id,
+            message,
+        } => Err(ReservationError::OutOfStock {
+            order_id,
+            product_id,
+            message,
+        }
+        .into_response()),
+        Outcome::Released => Err(ReservationError::Released(order_id).into_response()),
+    }
+}
+
+/// Reserve in one transaction; returns the outcome and whether this call made it (false:
+/// answered from an earlier call's record).
+#[tracing::instrument(skip(pool, req), fields(order_id = %req.order_id))]
+pub async fn reserve_stock(
+    pool: &PgPool,
+    req: &ReservationRequest,
+) -> Result<(Outcome, bool), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // A concurrent call with the same order id blocks here on the primary key until the
+    // first commits, then finds its record.
+    let claimed: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO reservations (order_id, status) VALUES ($1, 'reserved') \
+         ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
+    )
+    .bind(req.order_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if claimed.is_none() {
+        tx.rollback().await?;
+        let outcome = recorded_outcome(pool, req.order_id)
+            .await?
+            .unwrap_or(Outcome::Released);
+        return Ok((outcome, false));
+    }
+    let mut lines = (*tx).begin().await?;
+    let mut total: i64 = 0;
+    let mut short: Option<(Uuid, String)> = None;
+    for &(product_id, quantity) in &req.items {
+        let price: Option<i64> = sqlx::query_scalar(
+            "UPDATE products SET available = available - $2, reserved = reserved + $2, \
+             updated_at = now() \
+             WHERE id = $1 AND deleted_at IS NULL AND available >= $2 RETURNING price_cents",
+        )
+        .bind(product_id)
+        .bind(quantity)
+        .fetch_optional(&mut *lines)
+        .await?;
+        match price {
+            Some(price) => {
+                sqlx::query(
+                    "INSERT INTO reservation_items (order_id, product_id, quantity, price_cents) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(req.order_id)
+                .bind(product_id)
+                .bind(quantity)
+                .bind(price)
+                .execute(&mut *lines)
+                .await?;
+                // Bounded by MAX_ITEMS × MAX_QUANTITY × MAX_PRICE_CENTS < i64::MAX.
+                total += price * quantity;
+            }
+            None => {
+                let available: Option<i64> = sqlx::query_scalar(
+                    "SELECT available FROM products WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind(product_id)
+                .fetch_optional(&mut *lines)
+                .await?;
+                let message = match available {
+                    Some(a) => format!(
+                        "product {product_id}: requested {quantity}, only {a} available"
+                    ),
+                    None => format!("product {product_id} does not exist"),
+                };
+                short = Some((product_id, message));
+                break;
+            }
+        }
+    }
+    let outcome = match short {
+        None => {
+            lines.commit().await?;
+            sqlx::query("UPDATE reservations SET total_cents = $2 WHERE order_id = $1")
+                .bind(req.order_id)
+                .bind(total)
+                .execute(&mut *tx)
+                .await?;
+            Outcome::Reserved { total_cents: total }
+        }
+        Some((product_id, message)) => {
+            lines.rollback().await?;
+            sqlx::query(
+                "UPDATE reservations SET status = 'rejected', reject_product = $2, \
+                 reject_message = $3 WHERE order_id = $1",
+            )
+            .bind(req.order_id)
+            .bind(product_id)
+            .bind(&message)
+            .execute(&mut *tx)
+            .await?;
+            Outcome::Rejected {
+                product_id: Some(product_id),
+                message,
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok((outcome, true))
+}
+
+/// The recorded outcome for `order_id`, if any.
+pub async fn recorded_outcome(
+    pool: &PgPool,
+    order_id: Uuid,
+) -> Result<Option<Outcome>, sqlx::Error> {
+    let row: Option<(String, i64, Option<Uuid>, Option<String>)> = sqlx::query_as(
+        "SELECT status, total_cents, reject_product, reject_message \
+         FROM reservations WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(status, total_cents, product_id, message)| {
+        match status.as_str() {
+            "reserved" => Outcome::Reserved { total_cents },
+            "committed" => Outcome::Committed { total_cents },
+            "rejected" => Outcome::Rejected {
+                product_id,
+                message: message.unwrap_or_else(|| "out of stock".into()),
+            },
+            _ => Outcome::Released,
+        }
+    }))
+}
+
+/// Move the held quantities of `order_id` (locked `reserved` record) with `set`, an SQL
+/// assignment list over `$2` (the quantity); returns the products touched.
+async fn move_stock(
+    tx: &mut sqlx::PgConnection,
+    order_id: Uuid,
+    set: &str,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let items: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT product_id, quantity FROM reservation_items WHERE order_id = $1 \
+         ORDER BY product_id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (product_id, quantity) in &items {
+        sqlx::query(&format!(
+            "UPDATE products SET {set}, updated_at = now() WHERE id = $1"
+        ))
+        .bind(product_id)
+        .bind(quantity)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(items.into_iter().map(|(p, _)| p).collect())
+}
+
+/// `POST /internal/reservations/{order_id}/release`.
+#[tracing::instrument(skip(state))]
+pub async fn release(
+    State(state): State<AppState>,
+    IdPath(order_id): IdPath,
+) -> Result<Json<serde_json::Value>, ReservationError> {
+    let mut tx = state.pool.begin().await?;
+    let tombstone: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO reservations (order_id, status) VALUES ($1, 'released') \
+         ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if tombstone.is_some() {
+        tx.commit().await?;
+        return Ok(Json(json!({"order_id": order_id, "status": "released"})));
+    }
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM reservations WHERE order_id = $1 FOR UPDATE")
+            .bind(order_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    match status.as_str() {
+        "reserved" => {
+            let touched = move_stock(
+                &mut tx,
+                order_id,
+                "available = available + $2, reserved = reserved - $2",
+            )
+            .await?;
+            sqlx::query(
+                "UPDATE reservations SET status = 'released', updated_at = now() \
+                 WHERE order_id = $1",
+            )
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            state.reservations.released.inc();
+            state.cache.invalidate(&touched).await;
+            Ok(Json(json!({"order_id": order_id, "status": "released"})))
+        }
+        "committed" => Ok(Json(json!({"order_id": order_id, "status": "committed"}))),
+        // released, or rejected (which never held stock).
+        _ => Ok(Json(json!({"order_id": order_id, "status": "released"}))),
+    }
+}
+
+/// `POST /internal/reservations/{order_id}/commit`.
+#[tracing::instrument(skip(state))]
+pub async fn commit(
+    State(state): State<AppState>,
+    IdPath(order_id): IdPath,
+) -> Result<Json<serde_json::Value>, ReservationError> {
+    let mut tx = state.pool.begin().await?;
+    let row: Option<(String, Option<Uuid>, Option<String>)> = sqlx::query_as(
+        "SELECT status, reject_product, reject_message FROM reservations \
+         WHERE order_id = $1 FOR UPDATE",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((status, product_id, message)) = row else {
+        return Err(ReservationError::NotFound(order_id));
+    };
+    match status.as_str() {
+        "reserved" => {
+            let touched = move_stock(
+                &mut tx,
+                order_id,
+                "reserved = reserved - $2, sold = sold + $2",
+            )
+            .await?;
+            sqlx::query(
+                "UPDATE reservations SET status = 'committed', updated_at = now() \
+                 WHERE order_id = $1",
+            )
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            state.reservations.committed.inc();
+            state.cache.invalidate(&touched).await;
+            Ok(Json(json!({"order_id": order_id, "status": "committed"})))
+        }
+        "committed" => Ok(Json(json!({"order_id": order_id, "status": "committed"}))),
+        "rejected" => Err(ReservationError::OutOfStock {
+            order_id,
+            product_id,
+            message: message.unwrap_or_else(|| "out of stock".into()),
+        }),
+        _ => Err(ReservationError::Released(order_id)),
+    }
+}
