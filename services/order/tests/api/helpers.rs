@@ -28,10 +28,6 @@ pub async fn infra() -> &'static TestInfra {
         .await
 }
 
-/// A unique suffix for databases, exchanges and queues of one test.
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}", Uuid::new_v4().simple())
-}
 
 /// Names and URLs of one test's world.
 #[derive(Debug, Clone)]
@@ -60,20 +56,11 @@ impl World {
         }
     }
 
-    /// A database URL on the same server.
-    pub async fn database(&self, name: &str) -> String {
-        infra()
-            .await
-            .postgres_url(&format!("{name}_t{}", Uuid::new_v4().simple()))
-            .expect("postgres port")
-    }
-}
-
 /// A service running in-process.
 pub struct Running {
     pub addr: SocketAddr,
     pub cancel: CancellationToken,
-    pub task: tokio::task::JoinHandle<()>,
+    pub task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -82,9 +69,11 @@ impl Running {
     }
 
     /// Graceful stop, waiting for background tasks.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.cancel.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        }
     }
 }
 
@@ -150,7 +139,11 @@ pub async fn spawn_order(spec: OrderSpec) -> Running {
     let task = tokio::spawn(async move {
         running.run_until_stopped().await.expect("order-service runs");
     });
-    Running { addr, cancel, task }
+    Running {
+        addr,
+        cancel,
+        task: Some(task),
+    }
 }
 
 pub async fn spawn_notification(world: &World) -> Running {
@@ -172,7 +165,11 @@ pub async fn spawn_notification(world: &World) -> Running {
             .await
             .expect("notification-service runs");
     });
-    Running { addr, cancel, task }
+    Running {
+        addr,
+        cancel,
+        task: Some(task),
+    }
 }
 
 /// Poll `check` every 100 ms until it returns `Some`, or panic after `timeout`.

@@ -1,0 +1,7 @@
+//! order-service against real Postgres and RabbitMQ (and, for the saga, the real
+//! product-service and payment-service started in-process).
+
+mod api;
+mod events;
+mod fuzz;
+mod helpers;
