@@ -59,14 +59,18 @@ async fn the_same_idempotency_key_returns_the_same_order_and_starts_no_second_sa
     let again = place(&http, &order, "alice", items.clone(), "4242", Some("k-1")).await;
     assert_eq!(again.status(), 202);
     assert_eq!(
-        again.headers().get("idempotent-replayed").map(|v| v.as_bytes()),
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
         Some(&b"true"[..])
     );
     let again: Value = again.json().await.expect("json");
     assert_eq!(first["id"], again["id"]);
 
     // Concurrent replays also collapse onto one order.
-    let replays = (0..10).map(|_| place(&http, &order, "alice", items.clone(), "4242", Some("k-2")));
+    let replays =
+        (0..10).map(|_| place(&http, &order, "alice", items.clone(), "4242", Some("k-2")));
     let ids: std::collections::HashSet<String> = futures_util::future::join_all(replays)
         .await
         .into_iter()
@@ -76,7 +80,13 @@ async fn the_same_idempotency_key_returns_the_same_order_and_starts_no_second_sa
         })
         .collect::<Vec<_>>()
         .into_iter()
-        .map(|r| r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned())
+        .map(|r| {
+            r.headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        })
         .collect();
     assert_eq!(ids.len(), 1, "{ids:?}");
 
@@ -112,14 +122,49 @@ async fn malformed_requests_get_4xx_with_stable_codes() {
     let http = http();
     let p = uuid::Uuid::new_v4();
     let cases: Vec<(String, Option<&str>, u16, &str)> = vec![
-        (r#"{"items":[],"card":"4242"}"#.into(), None, 401, "unauthorized"),
+        (
+            r#"{"items":[],"card":"4242"}"#.into(),
+            None,
+            401,
+            "unauthorized",
+        ),
         ("{".into(), Some("u"), 400, "invalid_json"),
-        (r#"{"items":[],"card":"4242"}"#.into(), Some("u"), 400, "invalid_items"),
-        (format!(r#"{{"items":[{{"product_id":"{p}","quantity":0}}],"card":"4242"}}"#), Some("u"), 400, "invalid_quantity"),
-        (format!(r#"{{"items":[{{"product_id":"{p}","quantity":1}}],"card":""}}"#), Some("u"), 400, "invalid_card"),
-        (r#"{"items":[{"product_id":"nope","quantity":1}],"card":"4242"}"#.into(), Some("u"), 422, "invalid_json"),
-        (format!(r#"{{"items":[{{"product_id":"{p}","quantity":1.5}}],"card":"4242"}}"#), Some("u"), 422, "invalid_json"),
-        (format!(r#"{{"items":[{{"product_id":"{p}","quantity":1}}],"card":"4242","x":1}}"#), Some("u"), 422, "invalid_json"),
+        (
+            r#"{"items":[],"card":"4242"}"#.into(),
+            Some("u"),
+            400,
+            "invalid_items",
+        ),
+        (
+            format!(r#"{{"items":[{{"product_id":"{p}","quantity":0}}],"card":"4242"}}"#),
+            Some("u"),
+            400,
+            "invalid_quantity",
+        ),
+        (
+            format!(r#"{{"items":[{{"product_id":"{p}","quantity":1}}],"card":""}}"#),
+            Some("u"),
+            400,
+            "invalid_card",
+        ),
+        (
+            r#"{"items":[{"product_id":"nope","quantity":1}],"card":"4242"}"#.into(),
+            Some("u"),
+            422,
+            "invalid_json",
+        ),
+        (
+            format!(r#"{{"items":[{{"product_id":"{p}","quantity":1.5}}],"card":"4242"}}"#),
+            Some("u"),
+            422,
+            "invalid_json",
+        ),
+        (
+            format!(r#"{{"items":[{{"product_id":"{p}","quantity":1}}],"card":"4242","x":1}}"#),
+            Some("u"),
+            422,
+            "invalid_json",
+        ),
     ];
     for (body, user, status, code) in cases {
         let mut req = http
@@ -157,7 +202,11 @@ async fn admin_sagas_needs_the_token_and_kit_endpoints_answer() {
     let world = World::new().await;
     let order = spawn_order(OrderSpec::new(&world)).await;
     let http = http();
-    let anon = http.get(order.url("/admin/sagas")).send().await.expect("GET");
+    let anon = http
+        .get(order.url("/admin/sagas"))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(anon.status(), 401);
     let ok = get_json(&http, &order.url("/admin/sagas"), "").await;
     assert!(ok["sagas"]["reserving"].is_i64(), "{ok}");

@@ -94,23 +94,35 @@ fn case() -> impl Strategy<Value = Case> {
         proptest::collection::vec(any::<u8>(), 0..20),
     ]);
     (
-        prop_oneof![Just("GET"), Just("POST"), Just("PUT"), Just("DELETE"), Just("PATCH")],
+        prop_oneof![
+            Just("GET"),
+            Just("POST"),
+            Just("PUT"),
+            Just("DELETE"),
+            Just("PATCH")
+        ],
         path,
         header.clone(),
         header,
-        prop_oneof![Just(None), Just(Some("application/json")), Just(Some("text/plain"))],
+        prop_oneof![
+            Just(None),
+            Just(Some("application/json")),
+            Just(Some("text/plain"))
+        ],
         any::<bool>(),
         order_body(),
     )
-        .prop_map(|(method, path, user, key, content_type, admin, body)| Case {
-            method,
-            path,
-            user,
-            key,
-            content_type,
-            admin,
-            body,
-        })
+        .prop_map(
+            |(method, path, user, key, content_type, admin, body)| Case {
+                method,
+                path,
+                user,
+                key,
+                content_type,
+                admin,
+                body,
+            },
+        )
 }
 
 /// Every generated request is answered below 500 (and the service keeps running).
@@ -128,11 +140,21 @@ fn generated_malformed_requests_never_get_a_5xx() {
     let result = runner.run(&case(), |c| {
         let status = rt.block_on(async {
             let method = reqwest::Method::from_bytes(c.method.as_bytes()).expect("method");
-            let mut req = http.request(method, order.url(&c.path)).body(c.body.clone());
-            if let Some(u) = c.user.as_ref().and_then(|u| reqwest::header::HeaderValue::from_bytes(u).ok()) {
+            let mut req = http
+                .request(method, order.url(&c.path))
+                .body(c.body.clone());
+            if let Some(u) = c
+                .user
+                .as_ref()
+                .and_then(|u| reqwest::header::HeaderValue::from_bytes(u).ok())
+            {
                 req = req.header("x-user-id", u);
             }
-            if let Some(k) = c.key.as_ref().and_then(|k| reqwest::header::HeaderValue::from_bytes(k).ok()) {
+            if let Some(k) = c
+                .key
+                .as_ref()
+                .and_then(|k| reqwest::header::HeaderValue::from_bytes(k).ok())
+            {
                 req = req.header("idempotency-key", k);
             }
             if let Some(ct) = c.content_type {

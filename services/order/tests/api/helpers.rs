@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use msctl_stack::testing::TestInfra;
 use order_service::config::SagaSettings;
-use order_service::{CrashHook, OrderConfig, Options};
+use order_service::{CrashHook, Options, OrderConfig};
 use service_kit::registry::Directory;
 use service_kit::ServiceConfig;
 use tokio::sync::OnceCell;
@@ -27,7 +27,6 @@ pub async fn infra() -> &'static TestInfra {
         })
         .await
 }
-
 
 /// Names and URLs of one test's world.
 #[derive(Debug, Clone)]
@@ -55,6 +54,7 @@ impl World {
             queue: format!("notifications.test.{id}"),
         }
     }
+}
 
 /// A service running in-process.
 pub struct Running {
@@ -137,7 +137,10 @@ pub async fn spawn_order(spec: OrderSpec) -> Running {
     let addr = running.local_addr();
     let cancel = running.shutdown_token();
     let task = tokio::spawn(async move {
-        running.run_until_stopped().await.expect("order-service runs");
+        running
+            .run_until_stopped()
+            .await
+            .expect("order-service runs");
     });
     Running {
         addr,
