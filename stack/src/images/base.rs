@@ -93,7 +93,15 @@ pub async fn ensure_base(
     } else {
         match upstream_available(docker, progress).await {
             Ok(()) => {
-                return build_from_upstream(docker, UPSTREAM_BASE, BASE_TAG, &want, progress).await
+                return build_from_upstream(
+                    docker,
+                    UPSTREAM_BASE,
+                    BASE_TAG,
+                    &want,
+                    opts.force,
+                    progress,
+                )
+                .await
             }
             Err(reason) => progress.note(format!(
                 "{UPSTREAM_BASE} is not available ({reason}); building {BASE_TAG} locally \
@@ -171,6 +179,7 @@ async fn build_from_upstream(
     from: &str,
     tag: &str,
     hash: &str,
+    force: bool,
     progress: &ProgressSink,
 ) -> Result<String, ImageError> {
     let dockerfile = upstream_dockerfile(from, &debian_mirror());
@@ -186,7 +195,7 @@ async fn build_from_upstream(
         .into_inner()
         .map_err(|e| ImageError::io("packing the base Dockerfile", e))?;
     let labels = HashMap::from([(BASE_PACKAGES_LABEL.to_string(), hash.to_string())]);
-    run_build(docker, tag, tar, labels, progress).await
+    run_build(docker, tag, tar, labels, force, progress).await
 }
 
 /// The Dockerfile of the online base: the package list installed with apt-get FROM `from`.

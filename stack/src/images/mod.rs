@@ -60,7 +60,8 @@ pub const DEFAULT_DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 pub struct BuildOptions {
     /// Never try a registry: the base is built with debootstrap from the Debian mirror.
     pub offline: bool,
-    /// Rebuild the requested image even when an up-to-date one exists. Only the image being
+    /// Rebuild the requested image, without the engine's build cache, even when an
+    /// up-to-date one exists. Only the image being
     /// asked for: `build_recipe` and `build_binaries` never force a base rebuild (call
     /// [`ensure_base`] with `force` for that).
     pub force: bool,
@@ -257,16 +258,18 @@ async fn build_unless_current(
             }
         }
     }
-    run_build(docker, tag, ctx.into_tar(), labels, progress).await
+    run_build(docker, tag, ctx.into_tar(), labels, opts.force, progress).await
 }
 
 /// Builds `tag` from an in-memory tar context with the Dockerfile at its root. Never pulls:
-/// the FROM image is the locally built base. Returns the new image id.
+/// the FROM image is the locally built base. `no_cache` (a forced build) re-runs every step
+/// instead of reusing the engine's build cache. Returns the new image id.
 pub(crate) async fn run_build(
     docker: &Docker,
     tag: &str,
     tar: Vec<u8>,
     labels: HashMap<String, String>,
+    no_cache: bool,
     progress: &ProgressSink,
 ) -> Result<String, ImageError> {
     let key = format!("build:{tag}");
@@ -276,6 +279,7 @@ pub(crate) async fn run_build(
         .t(tag)
         .rm(true)
         .forcerm(true)
+        .nocache(no_cache)
         .labels(&labels)
         .build();
     let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
