@@ -1,1 +1,7 @@
-fn main() {}
+//! Integration tests of product-service against real Postgres and Redis (booted with
+//! `msctl_stack::testing::TestInfra`), each test on a fresh database.
+
+mod helpers;
+mod malformed;
+mod products;
+mod reservations;

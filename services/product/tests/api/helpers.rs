@@ -1,0 +1,142 @@
+//! `spawn_app`: product-service on 127.0.0.1:0 against a fresh database on the shared
+//! test Postgres, with its own Redis key prefix.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use msctl_stack::testing::TestInfra;
+use product_service::config::Settings;
+use product_service::startup::Application;
+use serde_json::{json, Value};
+use service_kit::ServiceConfig;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::PgPool;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+/// The admin the tests configure in `PRODUCT_ADMIN_USERS`.
+pub const ADMIN: Uuid = Uuid::from_u128(0xa0);
+/// The admin token of `ServiceConfig::for_tests`.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+static INFRA: OnceCell<TestInfra> = OnceCell::const_new();
+
+/// Postgres and Redis, booted once per test binary.
+pub async fn infra() -> &'static TestInfra {
+    INFRA
+        .get_or_init(|| async {
+            TestInfra::boot(env!("CARGO_MANIFEST_DIR"), &["postgres", "redis"])
+                .await
+                .expect("boot postgres and redis (is the Docker engine up?)")
+        })
+        .await
+}
+
+/// A running service and a handle on its database.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let infra = infra().await;
+    let db = format!("product_test_{}", Uuid::new_v4().simple());
+    let url = infra.postgres_url(&db).expect("postgres port");
+    let settings = Settings {
+        service: ServiceConfig::for_tests("product-service"),
+        database: PgConnectOptions::from_str(&url).expect("url"),
+        redis_url: infra.redis_url().expect("redis port"),
+        redis_prefix: format!("{db}:"),
+        cache_ttl: Duration::from_secs(30),
+        admin_users: vec![ADMIN],
+    };
+    let app = Application::build(settings).await.expect("build app");
+    let address = format!("http://{}", app.local_addr());
+    let shutdown = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+    let pool = PgPool::connect(&url).await.expect("test pool");
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        pool,
+        shutdown,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Create a product as the admin; returns its id.
+    pub async fn create_product(&self, name: &str, price_cents: i64, stock: i64) -> Uuid {
+        let r = self
+            .client
+            .post(self.url("/api/v1/products"))
+            .header("x-user-id", ADMIN.to_string())
+            .json(&json!({"name": name, "price_cents": price_cents, "stock": stock}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+        let v: Value = r.json().await.expect("json");
+        Uuid::parse_str(v["id"].as_str().expect("id")).expect("uuid")
+    }
+
+    /// (available, reserved, sold) straight from the database.
+    pub async fn stock(&self, id: Uuid) -> (i64, i64, i64) {
+        sqlx::query_as("SELECT available, reserved, sold FROM products WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("stock")
+    }
+
+    pub async fn reserve(&self, order_id: Uuid, items: &[(Uuid, i64)]) -> (u16, Value) {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|(p, q)| json!({"product_id": p, "quantity": q}))
+            .collect();
+        self.post_json(
+            "/internal/reservations",
+            &json!({"order_id": order_id, "items": items}),
+        )
+        .await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn release(&self, order_id: Uuid) -> (u16, Value) {
+        self.post_json(
+            &format!("/internal/reservations/{order_id}/release"),
+            &Value::Null,
+        )
+        .await
+    }
+
+    pub async fn commit(&self, order_id: Uuid) -> (u16, Value) {
+        self.post_json(
+            &format!("/internal/reservations/{order_id}/commit"),
+            &Value::Null,
+        )
+        .await
+    }
+}
