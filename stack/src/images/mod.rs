@@ -61,9 +61,8 @@ pub struct BuildOptions {
     /// Never try a registry: the base is built with debootstrap from the Debian mirror.
     pub offline: bool,
     /// Rebuild the requested image, without the engine's build cache, even when an
-    /// up-to-date one exists. Only the image being
-    /// asked for: `build_recipe` and `build_binaries` never force a base rebuild (call
-    /// [`ensure_base`] with `force` for that).
+    /// up-to-date one exists. Only the image being asked for: `build_recipe` and
+    /// `build_binaries` never force a base rebuild (call [`ensure_base`] with `force` for that).
     pub force: bool,
 }
 
