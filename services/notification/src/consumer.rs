@@ -149,7 +149,7 @@ impl EventConsumer {
             dead_lettered: events("dead_lettered"),
             connected: metrics.gauge(
                 "notification_amqp_connected",
-                "1 while the consumer holds a RabbitMQ connection.",
+                "Whether the consumer holds a RabbitMQ connection (1) or not (0).",
                 &[],
             ),
         }

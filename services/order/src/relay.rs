@@ -101,7 +101,7 @@ impl OutboxRelay {
             ),
             connected: metrics.gauge(
                 "outbox_amqp_connected",
-                "1 while the relay holds a RabbitMQ connection.",
+                "Whether the relay holds a RabbitMQ connection (1) or not (0).",
                 &[],
             ),
         }

@@ -53,7 +53,9 @@ pub fn database_options(env: &Env<'_>, default: &str) -> Result<PgConnectOptions
         Some(db) => Err(invalid(format!(
             "database name {db:?} must be 1-63 letters, digits or '_'"
         ))),
-        None => Err(invalid("the URL must name a database, e.g. /payments".into())),
+        None => Err(invalid(
+            "the URL must name a database, e.g. /payments".into(),
+        )),
     }
 }
 
@@ -85,6 +87,9 @@ mod tests {
         let pairs = [("DATABASE_URL", "postgres://u:secret@h/bad;name")];
         let err = Settings::from_lookup(&Env::from_pairs(&pairs)).expect_err("invalid");
         let text = err.to_string();
-        assert!(text.contains("DATABASE_URL") && !text.contains("secret"), "{text}");
+        assert!(
+            text.contains("DATABASE_URL") && !text.contains("secret"),
+            "{text}"
+        );
     }
 }

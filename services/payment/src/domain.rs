@@ -10,11 +10,7 @@ pub const DECLINED_CARD: &str = "4000000000000002";
 pub const AMOUNT_LIMIT_CENTS: i64 = 1_000_000;
 
 fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        code,
-        message,
-    )
+    ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, code, message)
 }
 
 /// A card number: 12-19 digits (spaces and dashes ignored) with a valid Luhn check digit.

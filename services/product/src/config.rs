@@ -106,7 +106,9 @@ pub fn database_options(env: &Env<'_>, default: &str) -> Result<PgConnectOptions
         Some(db) => Err(invalid(format!(
             "database name {db:?} must be 1-63 letters, digits or '_'"
         ))),
-        None => Err(invalid("the URL must name a database, e.g. /products".into())),
+        None => Err(invalid(
+            "the URL must name a database, e.g. /products".into(),
+        )),
     }
 }
 
@@ -158,7 +160,10 @@ mod tests {
     #[test]
     fn admin_users_are_a_comma_separated_list() {
         let a = "6f1c2d7e-3b1a-4c55-9d7e-2a9f0b8c1d11";
-        let pairs = [("PRODUCT_ADMIN_USERS", "6f1c2d7e-3b1a-4c55-9d7e-2a9f0b8c1d11, ")];
+        let pairs = [(
+            "PRODUCT_ADMIN_USERS",
+            "6f1c2d7e-3b1a-4c55-9d7e-2a9f0b8c1d11, ",
+        )];
         let s = Settings::from_lookup(&Env::from_pairs(&pairs)).expect("valid");
         assert_eq!(s.admin_users, vec![Uuid::parse_str(a).expect("uuid")]);
     }

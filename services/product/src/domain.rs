@@ -15,11 +15,7 @@ pub const MAX_QUANTITY: i64 = 1_000_000;
 pub const MAX_ITEMS: usize = 100;
 
 fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        code,
-        message,
-    )
+    ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, code, message)
 }
 
 /// A product name: 1-200 characters after trimming, no control characters.
@@ -174,11 +170,18 @@ impl ProductPatch {
     pub fn parse(b: ProductPatchBody) -> Result<Self, ApiError> {
         let p = Self {
             name: b.name.as_deref().map(ProductName::parse).transpose()?,
-            description: b.description.as_deref().map(parse_description).transpose()?,
+            description: b
+                .description
+                .as_deref()
+                .map(parse_description)
+                .transpose()?,
             price_cents: b.price_cents.map(parse_price).transpose()?,
             stock: b.stock.map(parse_stock).transpose()?,
         };
-        if p.name.is_none() && p.description.is_none() && p.price_cents.is_none() && p.stock.is_none()
+        if p.name.is_none()
+            && p.description.is_none()
+            && p.price_cents.is_none()
+            && p.stock.is_none()
         {
             return Err(invalid(
                 "empty_update",
@@ -291,9 +294,18 @@ mod tests {
         let body = ReservationBody {
             order_id: Uuid::from_u128(9),
             items: vec![
-                ItemBody { product_id: a, quantity: 1 },
-                ItemBody { product_id: b, quantity: 2 },
-                ItemBody { product_id: a, quantity: 3 },
+                ItemBody {
+                    product_id: a,
+                    quantity: 1,
+                },
+                ItemBody {
+                    product_id: b,
+                    quantity: 2,
+                },
+                ItemBody {
+                    product_id: a,
+                    quantity: 3,
+                },
             ],
         };
         let r = ReservationRequest::parse(body).expect("valid");
@@ -301,10 +313,15 @@ mod tests {
         for q in [0, -1, MAX_QUANTITY + 1] {
             let body = ReservationBody {
                 order_id: Uuid::from_u128(9),
-                items: vec![ItemBody { product_id: a, quantity: q }],
+                items: vec![ItemBody {
+                    product_id: a,
+                    quantity: q,
+                }],
             };
             assert_eq!(
-                ReservationRequest::parse(body).expect_err("bad quantity").code,
+                ReservationRequest::parse(body)
+                    .expect_err("bad quantity")
+                    .code,
                 "invalid_quantity"
             );
         }

@@ -73,7 +73,8 @@ pub async fn seed(pool: &PgPool, file: SeedFile) -> Result<SeedReport, SeedError
                 ),
             });
         }
-        products.push(NewProduct::parse(body).map_err(|error| SeedError::Invalid { index, error })?);
+        products
+            .push(NewProduct::parse(body).map_err(|error| SeedError::Invalid { index, error })?);
     }
     let mut tx = pool.begin().await?;
     let mut report = SeedReport::default();

@@ -40,6 +40,7 @@ struct App {
 
 impl App {
     async fn spawn() -> Self {
+        let _ = std::panic::catch_unwind(service_kit::init_tracing);
         let infra = infra().await;
         let id = Uuid::new_v4().simple().to_string();
         let topology = Topology::new(
@@ -73,7 +74,7 @@ impl App {
                 .build()
                 .expect("client"),
         };
-        app.wait_for(|m| m.contains("notification_amqp_connected 1"))
+        app.wait_for(|m| m.lines().any(|l| l == "notification_amqp_connected 1"))
             .await;
         app
     }

@@ -31,7 +31,9 @@ async fn order_created_is_published_through_the_outbox_and_stored_once() {
             .text()
             .await
             .ok()?;
-        m.contains("notification_amqp_connected 1").then_some(())
+        m.lines()
+            .any(|l| l == "notification_amqp_connected 1")
+            .then_some(())
     })
     .await;
     let order = spawn_order(OrderSpec::new(&world)).await;

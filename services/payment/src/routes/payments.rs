@@ -93,8 +93,7 @@ impl IntoResponse for PaymentError {
                     .into_response()
             }
             e @ PaymentError::Voided(_) => {
-                ApiError::new(StatusCode::CONFLICT, "payment_voided", e.to_string())
-                    .into_response()
+                ApiError::new(StatusCode::CONFLICT, "payment_voided", e.to_string()).into_response()
             }
             e @ PaymentError::NotFound(_) => ApiError::not_found(e.to_string()).into_response(),
             PaymentError::Db(e) => db_error(e).into_response(),
@@ -122,7 +121,10 @@ fn charge_answer(p: &PaymentRecord) -> Result<Json<serde_json::Value>, PaymentEr
         "declined" => Err(PaymentError::Declined {
             order_id: p.order_id,
             payment_id: p.payment_id,
-            reason: p.decline_reason.clone().unwrap_or_else(|| "declined".into()),
+            reason: p
+                .decline_reason
+                .clone()
+                .unwrap_or_else(|| "declined".into()),
         }),
         "refunded" => Err(PaymentError::Refunded(p.order_id)),
         _ => Err(PaymentError::Voided(p.order_id)),
@@ -182,7 +184,9 @@ pub async fn record_charge(
     .await?;
     let Some(record) = inserted else {
         tx.rollback().await?;
-        let existing = load(pool, c.order_id).await?.ok_or(sqlx::Error::RowNotFound)?;
+        let existing = load(pool, c.order_id)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
         return Ok((existing, false));
     };
     if decline.is_none() {
@@ -297,7 +301,9 @@ pub async fn get_one(
 /// `GET /internal/ledger/totals`: money captured and refunded, for invariant checks
 /// (captured − refunded = sum of confirmed order totals).
 #[tracing::instrument(skip(state))]
-pub async fn totals(State(state): State<AppState>) -> Result<Json<serde_json::Value>, PaymentError> {
+pub async fn totals(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, PaymentError> {
     let (captured, refunded, captures, refunds): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT COALESCE(SUM(amount_cents) FILTER (WHERE kind = 'capture'), 0)::BIGINT, \
                 COALESCE(SUM(amount_cents) FILTER (WHERE kind = 'refund'), 0)::BIGINT, \

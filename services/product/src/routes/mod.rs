@@ -14,7 +14,10 @@ use crate::state::AppState;
 /// `/admin/faults` and the middleware).
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/products", get(products::list).post(products::create))
+        .route(
+            "/api/v1/products",
+            get(products::list).post(products::create),
+        )
         .route(
             "/api/v1/products/{id}",
             get(products::get_one)

@@ -126,7 +126,8 @@ pub async fn list(
         }
         Some(q) => Some(like_pattern(q)),
     };
-    let filter = "deleted_at IS NULL AND ($1::text IS NULL OR name ILIKE $1 OR description ILIKE $1)";
+    let filter =
+        "deleted_at IS NULL AND ($1::text IS NULL OR name ILIKE $1 OR description ILIKE $1)";
     let rows: Vec<ProductRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM products WHERE {filter} ORDER BY lower(name), id LIMIT $2 OFFSET $3"
     ))
@@ -183,7 +184,8 @@ pub async fn get_one(
 }
 
 fn with_cache_header(mut r: Response, v: &'static str) -> Response {
-    r.headers_mut().insert("x-cache", HeaderValue::from_static(v));
+    r.headers_mut()
+        .insert("x-cache", HeaderValue::from_static(v));
     r
 }
 

@@ -98,10 +98,12 @@ impl IntoResponse for ReservationError {
                 ApiError::new(StatusCode::CONFLICT, "reservation_released", e.to_string())
                     .into_response()
             }
-            e @ ReservationError::NotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "reservation_not_found", e.to_string())
-                    .into_response()
-            }
+            e @ ReservationError::NotFound(_) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "reservation_not_found",
+                e.to_string(),
+            )
+            .into_response(),
             ReservationError::Db(e) => db_error(e).into_response(),
         }
     }
@@ -210,9 +212,9 @@ pub async fn reserve_stock(
                 .fetch_optional(&mut *lines)
                 .await?;
                 let message = match available {
-                    Some(a) => format!(
-                        "product {product_id}: requested {quantity}, only {a} available"
-                    ),
+                    Some(a) => {
+                        format!("product {product_id}: requested {quantity}, only {a} available")
+                    }
                     None => format!("product {product_id} does not exist"),
                 };
                 short = Some((product_id, message));
@@ -263,8 +265,8 @@ pub async fn recorded_outcome(
     .bind(order_id)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(status, total_cents, product_id, message)| {
-        match status.as_str() {
+    Ok(row.map(
+        |(status, total_cents, product_id, message)| match status.as_str() {
             "reserved" => Outcome::Reserved { total_cents },
             "committed" => Outcome::Committed { total_cents },
             "rejected" => Outcome::Rejected {
@@ -272,8 +274,8 @@ pub async fn recorded_outcome(
                 message: message.unwrap_or_else(|| "out of stock".into()),
             },
             _ => Outcome::Released,
-        }
-    }))
+        },
+    ))
 }
 
 /// Move the held quantities of `order_id` (locked `reserved` record) with `set`, an SQL

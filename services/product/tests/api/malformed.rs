@@ -13,9 +13,17 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        prop_oneof![Just(0i64), Just(-1), Just(1), Just(i64::MAX), Just(i64::MIN), Just(1_000_001)]
-            .prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        prop_oneof![
+            Just(0i64),
+            Just(-1),
+            Just(1),
+            Just(i64::MAX),
+            Just(i64::MIN),
+            Just(1_000_001)
+        ]
+        .prop_map(Value::from),
         ".{0,40}".prop_map(Value::from),
         "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}".prop_map(Value::from),
     ];
@@ -104,10 +112,7 @@ fn case() -> impl Strategy<Value = Case> {
         prop::sample::select(ROUTES.to_vec()),
         segment(),
         prop::collection::vec(("[a-z_]{1,8}", segment()), 0..3),
-        prop::option::of(prop_oneof![
-            Just(ADMIN.to_string()),
-            "[ -~]{0,40}",
-        ]),
+        prop::option::of(prop_oneof![Just(ADMIN.to_string()), "[ -~]{0,40}",]),
         any::<bool>(),
         body(),
     )
@@ -172,8 +177,9 @@ fn malformed_requests_never_get_a_5xx() {
             let (status, text) = rt.block_on(send(&app, &c));
             prop_assert!(status < 500, "{c:?} -> {status} {text}");
             if status >= 400 {
-                let v: Value = serde_json::from_str(&text)
-                    .map_err(|e| TestCaseError::fail(format!("{c:?} -> {status} non-JSON {text:?}: {e}")))?;
+                let v: Value = serde_json::from_str(&text).map_err(|e| {
+                    TestCaseError::fail(format!("{c:?} -> {status} non-JSON {text:?}: {e}"))
+                })?;
                 prop_assert!(v["code"].is_string(), "{c:?} -> {status} {text}");
             }
             Ok(())

@@ -22,13 +22,21 @@ async fn only_catalog_admins_may_create_products() {
     assert_eq!(anon.status(), 401);
     let v: Value = anon.json().await.expect("json");
     assert_eq!(v["code"], "unauthorized");
-    let user = post(Some(("x-user-id", Uuid::new_v4().to_string()))).await.expect("request");
+    let user = post(Some(("x-user-id", Uuid::new_v4().to_string())))
+        .await
+        .expect("request");
     assert_eq!(user.status(), 403);
-    let wrong = post(Some(("x-admin-token", "nope".into()))).await.expect("request");
+    let wrong = post(Some(("x-admin-token", "nope".into())))
+        .await
+        .expect("request");
     assert_eq!(wrong.status(), 403);
-    let admin = post(Some(("x-user-id", ADMIN.to_string()))).await.expect("request");
+    let admin = post(Some(("x-user-id", ADMIN.to_string())))
+        .await
+        .expect("request");
     assert_eq!(admin.status(), 201);
-    let token = post(Some(("x-admin-token", ADMIN_TOKEN.into()))).await.expect("request");
+    let token = post(Some(("x-admin-token", ADMIN_TOKEN.into())))
+        .await
+        .expect("request");
     assert_eq!(token.status(), 201);
 }
 
@@ -36,12 +44,19 @@ async fn only_catalog_admins_may_create_products() {
 async fn get_reads_through_the_cache_and_writes_invalidate_it() {
     let app = spawn_app().await;
     let id = app.create_product("Lamp", 4500, 7).await;
-    let get = || app.client.get(app.url(&format!("/api/v1/products/{id}"))).send();
+    let get = || {
+        app.client
+            .get(app.url(&format!("/api/v1/products/{id}")))
+            .send()
+    };
 
     let first = get().await.expect("request");
     assert_eq!(first.headers()["x-cache"], "miss");
     let v: Value = first.json().await.expect("json");
-    assert_eq!(v["stock"], json!({"available": 7, "reserved": 0, "sold": 0}));
+    assert_eq!(
+        v["stock"],
+        json!({"available": 7, "reserved": 0, "sold": 0})
+    );
     let second = get().await.expect("request");
     assert_eq!(second.headers()["x-cache"], "hit");
 
@@ -63,7 +78,10 @@ async fn get_reads_through_the_cache_and_writes_invalidate_it() {
     let (status, _) = app.reserve(Uuid::new_v4(), &[(id, 2)]).await;
     assert_eq!(status, 200);
     let v: Value = get().await.expect("request").json().await.expect("json");
-    assert_eq!(v["stock"], json!({"available": 5, "reserved": 2, "sold": 0}));
+    assert_eq!(
+        v["stock"],
+        json!({"available": 5, "reserved": 2, "sold": 0})
+    );
 }
 
 #[tokio::test]
@@ -78,10 +96,20 @@ async fn search_matches_names_literally_and_paginates() {
             .query(&[("q", q), ("limit", "1")])
             .send()
     };
-    let v: Value = list("mug").await.expect("request").json().await.expect("json");
+    let v: Value = list("mug")
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v["total"], 2);
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
-    let v: Value = list("%").await.expect("request").json().await.expect("json");
+    let v: Value = list("%")
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v["total"], 1, "% is literal, not a wildcard: {v}");
     let all: Value = app
         .client
@@ -133,7 +161,10 @@ async fn deleted_products_disappear_but_their_reservations_still_settle() {
 #[tokio::test]
 async fn seeding_the_fixture_twice_creates_each_product_once() {
     let app = spawn_app().await;
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/seed/products.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/seed/products.json"
+    );
     let file: Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
     let n = file["products"].as_array().map(Vec::len).expect("products");

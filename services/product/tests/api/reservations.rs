@@ -75,14 +75,23 @@ async fn release_returns_stock_once() {
     let first = app.release(order).await;
     let second = app.release(order).await;
 
-    assert_eq!(first, (200, json!({"order_id": order, "status": "released"})));
+    assert_eq!(
+        first,
+        (200, json!({"order_id": order, "status": "released"}))
+    );
     assert_eq!(second, first);
     assert_eq!(app.stock(p).await, (4, 0, 0));
     // The order cannot take stock again nor be committed.
     let (status, body) = app.reserve(order, &[(p, 3)]).await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("reservation_released")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("reservation_released"))
+    );
     let (status, body) = app.commit(order).await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("reservation_released")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("reservation_released"))
+    );
     assert_eq!(app.stock(p).await, (4, 0, 0));
 }
 
@@ -96,7 +105,10 @@ async fn commit_sells_once_and_a_later_release_changes_nothing() {
     let first = app.commit(order).await;
     let second = app.commit(order).await;
 
-    assert_eq!(first, (200, json!({"order_id": order, "status": "committed"})));
+    assert_eq!(
+        first,
+        (200, json!({"order_id": order, "status": "committed"}))
+    );
     assert_eq!(second, first);
     assert_eq!(app.stock(p).await, (1, 0, 2));
     assert_eq!(
@@ -114,7 +126,10 @@ async fn commit_sells_once_and_a_later_release_changes_nothing() {
 async fn commit_of_an_unknown_order_is_not_found() {
     let app = spawn_app().await;
     let (status, body) = app.commit(Uuid::new_v4()).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("reservation_not_found")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("reservation_not_found"))
+    );
 }
 
 // Prevents: a reserve that was retried or delayed past its compensation (release) taking
@@ -131,7 +146,10 @@ async fn a_reserve_arriving_after_its_release_takes_no_stock() {
     );
     let (status, body) = app.reserve(order, &[(p, 1)]).await;
 
-    assert_eq!((status, body["code"].as_str()), (409, Some("reservation_released")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("reservation_released"))
+    );
     assert_eq!(app.stock(p).await, (5, 0, 0));
 }
 
@@ -155,7 +173,17 @@ async fn concurrent_reservations_never_oversell() {
             } else {
                 vec![(other, 1), (p, 1)]
             };
-            tasks.push(tokio::spawn(async move { (order, app.reserve(order, &items).await) }));
+            tasks.push(tokio::spawn(async move {
+                // 503 (pool exhausted under this burst) is retryable, as the saga does.
+                for _ in 0..50 {
+                    let r = app.reserve(order, &items).await;
+                    if r.0 != 503 {
+                        return (order, r);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                panic!("still 503 after 50 tries");
+            }));
         }
     }
     let mut by_order: std::collections::HashMap<Uuid, Vec<u16>> = Default::default();
@@ -171,9 +199,16 @@ async fn concurrent_reservations_never_oversell() {
         .map(|(o, _)| *o)
         .collect();
     for statuses in by_order.values() {
-        assert!(statuses.iter().all(|s| *s == statuses[0]), "one answer per order: {statuses:?}");
+        assert!(
+            statuses.iter().all(|s| *s == statuses[0]),
+            "one answer per order: {statuses:?}"
+        );
     }
-    assert_eq!(reserved.len() as i64, stock, "exactly the stock is reserved");
+    assert_eq!(
+        reserved.len() as i64,
+        stock,
+        "exactly the stock is reserved"
+    );
     assert_eq!(app.stock(p).await, (0, stock, 0));
     assert_eq!(app.stock(other).await, (1000 - stock, stock, 0));
 
@@ -184,11 +219,18 @@ async fn concurrent_reservations_never_oversell() {
             let app = app.clone();
             let order = *order;
             tasks.push(tokio::spawn(async move {
-                if i % 2 == 0 {
-                    app.commit(order).await.0
-                } else {
-                    app.release(order).await.0
+                for _ in 0..50 {
+                    let status = if i % 2 == 0 {
+                        app.commit(order).await.0
+                    } else {
+                        app.release(order).await.0
+                    };
+                    if status != 503 {
+                        return status;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
+                panic!("still 503 after 50 tries");
             }));
         }
     }
