@@ -6,13 +6,15 @@
 //! (also sent as the AMQP `message_id`). Rows are claimed with `FOR UPDATE SKIP LOCKED`, so
 //! several instances relay without publishing the same row at the same time. While
 //! RabbitMQ is down rows simply accumulate (see `outbox_unpublished`) and the relay
-//! reconnects with backoff.
+//! reconnects with backoff. Events are published `mandatory`: one that no queue would
+//! receive (the consumer has not declared its queue yet) comes back and stays unsent.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{FieldTable, ShortString};
+use lapin::publisher_confirm::Confirmation;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use service_kit::metrics::{Counter, Gauge, Metrics};
 use sqlx::{PgPool, Row};
@@ -49,6 +51,7 @@ pub struct OutboxRelay {
     wake: Arc<Notify>,
     published: Counter,
     nacked: Counter,
+    unroutable: Counter,
     connected: Gauge,
 }
 
@@ -97,6 +100,11 @@ impl OutboxRelay {
             nacked: metrics.counter(
                 "outbox_nacked_total",
                 "Outbox events RabbitMQ refused (retried).",
+                &[],
+            ),
+            unroutable: metrics.counter(
+                "outbox_unroutable_total",
+                "Outbox events returned because no queue is bound to the exchange (retried).",
                 &[],
             ),
             connected: metrics.gauge(
@@ -158,6 +166,7 @@ impl OutboxRelay {
                 }
                 Ok(_) => {
                     failures = 0;
+                    // Rows left unsent (returned or refused) wait for the next round.
                     tokio::select! {
                         () = cancel.cancelled() => break,
                         () = self.wake.notified() => {}
@@ -216,7 +225,10 @@ impl OutboxRelay {
                 .basic_publish(
                     &self.exchange,
                     &kind,
-                    BasicPublishOptions::default(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
                     &body,
                     props,
                 )
@@ -232,7 +244,10 @@ impl OutboxRelay {
         let mut acked = Vec::with_capacity(pending.len());
         for (id, confirm) in pending {
             match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
-                Ok(Ok(c)) if c.is_ack() => acked.push(id),
+                Ok(Ok(Confirmation::Ack(None))) => acked.push(id),
+                // Published `mandatory`: no queue is bound yet (the consumer has not
+                // declared it). Keep the row and try again rather than lose the event.
+                Ok(Ok(Confirmation::Ack(Some(_)))) => self.unroutable.inc(),
                 Ok(Ok(_)) => self.nacked.inc(),
                 Ok(Err(e)) => {
                     failure.get_or_insert(e.into());

@@ -1,0 +1,108 @@
+//! `spawn_app`: payment-service on 127.0.0.1:0 against a fresh database on the shared
+//! test Postgres.
+
+use std::str::FromStr;
+
+use msctl_stack::testing::TestInfra;
+use payment_service::config::Settings;
+use payment_service::startup::Application;
+use serde_json::{json, Value};
+use service_kit::ServiceConfig;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::PgPool;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+pub const CARD: &str = "4242424242424242";
+pub const DECLINED: &str = "4000000000000002";
+
+static INFRA: OnceCell<TestInfra> = OnceCell::const_new();
+
+/// Postgres, booted once per test binary.
+pub async fn infra() -> &'static TestInfra {
+    INFRA
+        .get_or_init(|| async {
+            TestInfra::boot(env!("CARGO_MANIFEST_DIR"), &["postgres"])
+                .await
+                .expect("boot postgres (is the Docker engine up?)")
+        })
+        .await
+}
+
+/// A running service and a handle on its database.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let infra = infra().await;
+    let db = format!("payment_test_{}", Uuid::new_v4().simple());
+    let url = infra.postgres_url(&db).expect("postgres port");
+    let settings = Settings {
+        service: ServiceConfig::for_tests("payment-service"),
+        database: PgConnectOptions::from_str(&url).expect("url"),
+    };
+    let app = Application::build(settings).await.expect("build app");
+    let address = format!("http://{}", app.local_addr());
+    let shutdown = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+    let pool = PgPool::connect(&url).await.expect("test pool");
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        pool,
+        shutdown,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn charge(&self, order_id: Uuid, amount_cents: i64, card: &str) -> (u16, Value) {
+        self.post_json(
+            "/internal/payments/charge",
+            &json!({"order_id": order_id, "amount_cents": amount_cents, "card": card}),
+        )
+        .await
+    }
+
+    pub async fn refund(&self, order_id: Uuid) -> (u16, Value) {
+        self.post_json(
+            &format!("/internal/payments/{order_id}/refund"),
+            &Value::Null,
+        )
+        .await
+    }
+
+    /// Ledger rows of `order_id` as (kind, amount).
+    pub async fn ledger(&self, order_id: Uuid) -> Vec<(String, i64)> {
+        sqlx::query_as("SELECT kind, amount_cents FROM ledger WHERE order_id = $1 ORDER BY id")
+            .bind(order_id)
+            .fetch_all(&self.pool)
+            .await
+            .expect("ledger")
+    }
+}
