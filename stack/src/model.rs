@@ -579,6 +579,16 @@ impl Stack {
     }
 }
 
+/// The folder holding the stack file, absolute when it can be resolved (a bare
+/// `stack.toml` has an empty parent, which is no use as a working directory).
+fn stack_root(file: &Path) -> PathBuf {
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf())
+}
+
 fn unknown_component(stack: &Stack, name: &str) -> String {
     format!(
         "no component named \"{name}\" in {}; components: {}",
@@ -680,7 +690,7 @@ fn check(map: &SourceMap, raw: RawStack, errors: &mut Vec<ConfigError>) -> Stack
             }
         };
         if let ImageRecipe::Recipe(dir) = &recipe {
-            let full = map.file.parent().unwrap_or(Path::new(".")).join(dir);
+            let full = stack_root(map.file).join(dir);
             if !full.join("Dockerfile").is_file() {
                 errors.push(map.error(
                     tag.span(),
@@ -1001,7 +1011,7 @@ fn check(map: &SourceMap, raw: RawStack, errors: &mut Vec<ConfigError>) -> Stack
     Stack {
         name,
         file: map.file.to_path_buf(),
-        root: map.file.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        root: stack_root(map.file),
         images,
         components,
         graph,
