@@ -1,6 +1,7 @@
 //! `msctl`: boot a microservices stack on the local Docker engine, inspect it and tear it
 //! down. This file is wiring only: parse arguments, load the stack, call the library, print.
 
+mod chaos;
 mod output;
 mod progress;
 
@@ -79,6 +80,9 @@ enum Command {
     /// Validate configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Inject faults (kill, stop, pause, partition, latency, loss, http) and heal them.
+    #[command(subcommand)]
+    Chaos(chaos::ChaosCommand),
 }
 
 #[derive(Debug, Args)]
@@ -297,6 +301,7 @@ async fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Chaos(cmd) => chaos::run(&cli, cmd, &progress).await,
         Command::Images(ImagesCommand::Build { offline, force }) => {
             let stack = load(&cli)?;
             let project = project(&cli, stack).await?;
