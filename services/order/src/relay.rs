@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
-use lapin::types::{FieldTable, ShortString};
 use lapin::publisher_confirm::Confirmation;
+use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use service_kit::metrics::{Counter, Gauge, Metrics};
 use sqlx::{PgPool, Row};

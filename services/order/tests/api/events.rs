@@ -18,6 +18,7 @@ async fn notifications(http: &reqwest::Client, n: &Running, query: &str) -> Vec<
 
 #[tokio::test]
 async fn order_created_is_published_through_the_outbox_and_stored_once() {
+    let _broker = crate::broker::BROKER.read().await;
     let world = World::new().await;
     let notify = spawn_notification(&world).await;
     // Let the consumer declare and bind its queue before anything is published.
@@ -84,6 +85,119 @@ async fn order_created_is_published_through_the_outbox_and_stored_once() {
     })
     .await;
     assert_eq!(sagas["outbox"]["unpublished"], 0);
+    order.stop().await;
+    notify.stop().await;
+}
+
+/// Orders keep flowing while RabbitMQ is down; every event is delivered once it is back.
+#[tokio::test]
+async fn events_written_while_rabbitmq_is_down_are_all_delivered_once_it_is_back() {
+    use crate::broker::*;
+    let _exclusive = BROKER.write().await;
+    let infra = infra().await;
+    let hop = Hop::start(infra.port("rabbitmq", 5672).expect("amqp port")).await;
+    let mut world = World::new().await;
+    world.amqp_url = format!("amqp://msctl:msctl@127.0.0.1:{}/%2f", hop.port);
+    let notify = spawn_notification(&world).await;
+    let http = http();
+    eventually("consumer connected", Duration::from_secs(20), || async {
+        let m = http
+            .get(notify.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        m.lines()
+            .any(|l| l == "notification_amqp_connected 1")
+            .then_some(())
+    })
+    .await;
+    let order = spawn_order(OrderSpec::new(&world)).await;
+    let item = || json!([{"product_id": uuid::Uuid::new_v4(), "quantity": 1}]);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let o: Value = place(&http, &order, &format!("u{i}"), item(), "4242", None)
+            .await
+            .json()
+            .await
+            .expect("json");
+        ids.push(o["id"].as_str().expect("id").to_owned());
+    }
+    eventually(
+        "first events delivered",
+        Duration::from_secs(20),
+        || async { (notifications(&http, &notify, "").await.len() == 5).then_some(()) },
+    )
+    .await;
+
+    // The outage: the body runs in its own task so RabbitMQ is restored even if it fails.
+    stop_rabbitmq().await;
+    let during = {
+        let (http, order_url) = (http.clone(), order.url(""));
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..20 {
+                let r = http
+                    .post(format!("{order_url}/api/v1/orders"))
+                    .header("x-user-id", format!("d{i}"))
+                    .json(&json!({"items": [{"product_id": uuid::Uuid::new_v4(), "quantity": 1}], "card": "4242"}))
+                    .send()
+                    .await
+                    .expect("POST while rabbitmq is down");
+                assert_eq!(r.status(), 202, "orders are accepted while rabbitmq is down");
+                let o: Value = r.json().await.expect("json");
+                ids.push(o["id"].as_str().expect("id").to_owned());
+            }
+            let lag = eventually("outbox lag visible", Duration::from_secs(10), || {
+                let http = http.clone();
+                let url = format!("{order_url}/admin/sagas");
+                async move {
+                    let s: Value = http.get(url).header("x-admin-token", ADMIN).send().await.ok()?.json().await.ok()?;
+                    (s["outbox"]["unpublished"].as_i64()? >= 20).then_some(s["outbox"]["unpublished"].clone())
+                }
+            })
+            .await;
+            (ids, lag)
+        })
+        .await
+    };
+    let port = start_rabbitmq().await;
+    hop.retarget(port);
+    let (during_ids, lag) = match during {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    assert!(lag.as_i64() >= Some(20), "{lag}");
+    ids.extend(during_ids);
+
+    let all = eventually(
+        "every event delivered after the outage",
+        Duration::from_secs(90),
+        || async {
+            let n = notifications(&http, &notify, "").await;
+            (n.len() >= ids.len()).then_some(n)
+        },
+    )
+    .await;
+    // Exactly one order.created notification per order, none lost, none doubled.
+    let mut per_order = std::collections::HashMap::new();
+    for n in &all {
+        assert_eq!(n["event_type"], "order.created");
+        *per_order
+            .entry(n["order_id"].as_str().unwrap_or("").to_owned())
+            .or_insert(0) += 1;
+    }
+    for id in &ids {
+        assert_eq!(per_order.get(id), Some(&1), "order {id}: {per_order:?}");
+    }
+    assert_eq!(all.len(), ids.len());
+    eventually("outbox drained", Duration::from_secs(20), || async {
+        let s = get_json(&http, &order.url("/admin/sagas"), "").await;
+        (s["outbox"]["unpublished"] == 0).then_some(())
+    })
+    .await;
     order.stop().await;
     notify.stop().await;
 }

@@ -2,6 +2,7 @@
 //! product-service and payment-service started in-process).
 
 mod api;
+mod broker;
 mod events;
 mod fuzz;
 mod helpers;
