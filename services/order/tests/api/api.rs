@@ -76,11 +76,6 @@ async fn the_same_idempotency_key_returns_the_same_order_and_starts_no_second_sa
         .into_iter()
         .map(|r| {
             assert_eq!(r.status(), 202);
-            r
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|r| {
             r.headers()
                 .get("location")
                 .and_then(|v| v.to_str().ok())
