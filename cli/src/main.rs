@@ -74,6 +74,11 @@ enum Command {
         #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
         timeout: Duration,
     },
+    /// Load fixtures (fixtures/seed) into the components that declare `seed`; idempotent.
+    Seed {
+        /// Only these components.
+        component: Vec<String>,
+    },
     /// Build images.
     #[command(subcommand)]
     Images(ImagesCommand),
@@ -302,6 +307,24 @@ async fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Chaos(cmd) => chaos::run(&cli, cmd, &progress).await,
+        Command::Seed { component } => {
+            let stack = load(&cli)?;
+            let project = project(&cli, stack).await?;
+            let results = project.seed(component, &progress).await?;
+            if cli.output == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else if results.is_empty() {
+                println!(
+                    "msctl: no component declares `seed` in {}",
+                    cli.file.display()
+                );
+            } else {
+                for r in results {
+                    println!("{}: {} -> {}", r.component, r.file, r.answer);
+                }
+            }
+            Ok(0)
+        }
         Command::Images(ImagesCommand::Build { offline, force }) => {
             let stack = load(&cli)?;
             let project = project(&cli, stack).await?;

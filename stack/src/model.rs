@@ -139,6 +139,20 @@ struct RawComponent {
     metrics: Option<RawMetrics>,
     prometheus_config: Option<Spanned<String>>,
     stop_timeout: Option<Spanned<String>>,
+    seed: Option<Spanned<RawSeed>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeed {
+    file: Spanned<String>,
+    port: Spanned<i64>,
+    #[serde(default = "default_seed_path")]
+    path: String,
+}
+
+fn default_seed_path() -> String {
+    "/admin/seed".to_string()
 }
 
 /// Environment values may be written as strings, numbers or booleans, as in compose.
@@ -302,6 +316,21 @@ pub struct Component {
     pub prometheus_config: Option<String>,
     /// Grace period between SIGTERM and SIGKILL on stop.
     pub stop_timeout: Duration,
+    /// Fixture data msctl loads into this component (`msctl seed`, and after `up` creates it).
+    pub seed: Option<Seed>,
+}
+
+/// How fixtures are loaded into a component: the file is POSTed to `path` on the published
+/// `port`, with the component's `ADMIN_TOKEN` as `X-Admin-Token`. The endpoint must be
+/// idempotent (seeding twice changes nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Seed {
+    /// JSON file, relative to the stack file.
+    pub file: PathBuf,
+    /// Container port (must be published).
+    pub port: u16,
+    /// HTTP path.
+    pub path: String,
 }
 
 /// A published port: `host` on 127.0.0.1 to `container`; `host = 0` picks a free port.
@@ -946,6 +975,30 @@ fn check(map: &SourceMap, raw: RawStack, errors: &mut Vec<ConfigError>) -> Stack
             "stop_timeout",
         );
 
+        let seed = rc.seed.map(|sd| {
+            let span = sd.span();
+            let sd = sd.into_inner();
+            let port = port_number(map, errors, &sd.port, "seed port");
+            if !ports.iter().any(|p| p.container == port) {
+                errors.push(map.error(
+                    span,
+                    format!("component \"{cname}\": seed port {port} must be published in `ports` so msctl can reach it on 127.0.0.1"),
+                ));
+            }
+            let file = PathBuf::from(sd.file.get_ref());
+            if !stack_root(map.file).join(&file).is_file() {
+                errors.push(map.error(
+                    sd.file.span(),
+                    format!("component \"{cname}\": seed file {} does not exist", file.display()),
+                ));
+            }
+            Seed {
+                file,
+                port,
+                path: sd.path,
+            }
+        });
+
         components.insert(
             cname.clone(),
             Component {
@@ -968,6 +1021,7 @@ fn check(map: &SourceMap, raw: RawStack, errors: &mut Vec<ConfigError>) -> Stack
                 metrics,
                 prometheus_config: rc.prometheus_config.map(Spanned::into_inner),
                 stop_timeout,
+                seed,
             },
         );
     }

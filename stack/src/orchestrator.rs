@@ -61,6 +61,9 @@ pub enum OrchestratorError {
         /// The tail of its logs.
         logs: Vec<String>,
     },
+    /// Loading fixtures failed.
+    #[error("seed: {0}")]
+    Seed(String),
     /// A dependency failed, so the dependent was not started.
     #[error("component \"{component}\" was not started because \"{dependency}\" failed")]
     DependencyFailed {
@@ -557,6 +560,22 @@ impl Project {
             }
         });
         let components = try_join_all(tasks).await?;
+
+        // Fixtures go in the first time a seeded component comes up (or when it was
+        // recreated); the endpoints are idempotent, so this never duplicates data.
+        let fresh: Vec<String> = components
+            .iter()
+            .filter(|(name, actions)| {
+                self.stack.components[name].seed.is_some()
+                    && actions
+                        .iter()
+                        .any(|a| matches!(a, Action::Create | Action::Recreate { .. }))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if opts.wait && !fresh.is_empty() {
+            self.seed(&fresh, progress).await?;
+        }
         Ok(UpReport {
             components,
             removed: plan.remove,
@@ -909,6 +928,79 @@ impl Project {
             }
         });
         try_join_all(futs).await
+    }
+}
+
+/// What seeding one component did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedResult {
+    /// Component.
+    pub component: String,
+    /// The seed file.
+    pub file: String,
+    /// The component's answer (its JSON report, e.g. how many rows were created).
+    pub answer: serde_json::Value,
+}
+
+impl Project {
+    /// Loads every component's seed file (or only those named) through its seed endpoint.
+    /// Endpoints are idempotent, so seeding twice changes nothing.
+    pub async fn seed(
+        &self,
+        only: &[String],
+        progress: &ProgressSink,
+    ) -> Result<Vec<SeedResult>, OrchestratorError> {
+        let rows = self.ps().await?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| OrchestratorError::Seed(e.to_string()))?;
+        let mut out = Vec::new();
+        for c in self.stack.components.values() {
+            let Some(seed) = &c.seed else { continue };
+            if !only.is_empty() && !only.contains(&c.name) {
+                continue;
+            }
+            let fail =
+                |m: String| OrchestratorError::Seed(format!("component \"{}\": {m}", c.name));
+            let port = rows
+                .iter()
+                .filter(|r| r.component == c.name && r.state == ContainerState::Running)
+                .find_map(|r| r.ports.iter().find(|p| p.container == seed.port))
+                .map(|p| p.host)
+                .ok_or_else(|| fail(format!("not running; run `msctl up {}` first", c.name)))?;
+            let path = self.stack.root.join(&seed.file);
+            let body = tokio::fs::read(&path)
+                .await
+                .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+            progress.start(
+                &format!("seed:{}", c.name),
+                &format!("seed {}", c.name),
+                None,
+            );
+            let mut req = client
+                .post(format!("http://127.0.0.1:{port}{}", seed.path))
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(token) = c.environment.get("ADMIN_TOKEN") {
+                req = req.header("x-admin-token", token);
+            }
+            let resp = req.send().await.map_err(|e| fail(e.to_string()))?;
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            if !status.is_success() {
+                progress.finish(&format!("seed:{}", c.name), false, status.to_string());
+                return Err(fail(format!("{} answered {status}: {text}", seed.path)));
+            }
+            let answer = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+            progress.finish(&format!("seed:{}", c.name), true, answer.to_string());
+            out.push(SeedResult {
+                component: c.name.clone(),
+                file: seed.file.display().to_string(),
+                answer,
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -288,3 +288,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn seed_needs_a_published_port_and_an_existing_file() {
+    let text = "name = \"x\"\n[components.a]\nimage = \"i\"\nports = [\"8080\"]\nseed = { file = \"nope.json\", port = 9000 }\n";
+    let errs = parse(text).expect_err("invalid seed").0;
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("seed port 9000 must be published")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("seed file nope.json does not exist")),
+        "{errs:?}"
+    );
+}
