@@ -683,6 +683,39 @@ fn a_killed_msctl_leaves_its_timed_fault_for_heal() {
     }
     assert!(env.reaches("postgres", "redis", 6379));
     ping(env.port("redis", 6379), Duration::from_secs(5)).expect("redis answers");
+
+    // Ctrl-C (SIGINT) during a timed fault reverts it at once, before exiting.
+    let child = Command::new(env!("CARGO_BIN_EXE_msctl"))
+        .arg("--file")
+        .arg(env.file())
+        .args(["--project", env.project, "chaos", "pause", "redis"])
+        .args(["--duration", "10m"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn msctl");
+    eventually(Duration::from_secs(30), "the pause is active", || {
+        env.active_faults()
+            .first()
+            .is_some_and(|f| f["state"] == "active")
+    });
+    let interrupted = Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait msctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("reverted"), "{text}");
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(60),
+        "not reverted at once"
+    );
+    assert!(env.active_faults().is_empty());
+    assert_eq!(env.row("redis")["state"], "running");
+    after_heal(&env);
 }
 
 #[test]
