@@ -63,7 +63,7 @@ run() { # name url [header]
   printf '%-34s p50 %-9s p99 %-9s req/s %-10s non-2xx %s\n' "$name" "$p50" "$p99" "$rps" "${non2xx:-0}"
 }
 
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, release builds, 127.0.0.1"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, release builds, 127.0.0.1; $(nproc) cores; load average before: $(cut -d" " -f1-3 /proc/loadavg)"
 run "direct upstream GET /api/v1/products/1" "http://127.0.0.1:$UP_PORT/api/v1/products/1"
 run "gateway GET /api/v1/products/1 (public)" "http://127.0.0.1:$GW_PORT/api/v1/products/1"
 run "direct upstream GET /api/v1/orders/1" "http://127.0.0.1:$UP2_PORT/api/v1/orders/1"

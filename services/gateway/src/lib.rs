@@ -55,15 +55,23 @@ async fn upstreams(State(gw): State<Gateway>) -> Json<serde_json::Value> {
 fn openapi() -> serde_json::Value {
     let mut paths = serde_json::Map::new();
     for (route, service) in routes::ROUTES {
+        let op = json!({
+            "summary": format!("Proxied to {service}"),
+            "description": "Bearer JWT required except POST /api/v1/users/{register,login} and GET /api/v1/products/**",
+            "responses": {"default": {"description": "the upstream's answer"},
+                          "401": {"description": "missing or invalid token"},
+                          "429": {"description": "rate limited; see Retry-After"},
+                          "502": {"description": "upstream failed"},
+                          "503": {"description": "no healthy instance or all circuits open"},
+                          "504": {"description": "upstream timed out"}}});
+        let item: serde_json::Map<String, serde_json::Value> =
+            ["get", "post", "put", "patch", "delete"]
+                .iter()
+                .map(|m| ((*m).to_owned(), op.clone()))
+                .collect();
         paths.insert(
             format!("/api/v1/{route}/{{rest}}"),
-            json!({"summary": format!("Proxied to {service}"),
-                   "description": "Bearer JWT required except POST /api/v1/users/{register,login} and GET /api/v1/products/**",
-                   "responses": {"401": {"description": "missing or invalid token"},
-                                 "429": {"description": "rate limited; see Retry-After"},
-                                 "502": {"description": "upstream failed"},
-                                 "503": {"description": "no healthy instance or all circuits open"},
-                                 "504": {"description": "upstream timed out"}}}),
+            serde_json::Value::Object(item),
         );
     }
     paths.insert(

@@ -185,7 +185,18 @@ pub async fn proxy(
             }
         }
     }
-    if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
+    // Behind a trusted proxy extend its chain; otherwise start a new one (a client could
+    // put anything in it).
+    let forwarded_for = match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| gw.config.trust_forwarded_for)
+    {
+        Some(chain) => format!("{chain}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
         headers.insert("x-forwarded-for", v);
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));

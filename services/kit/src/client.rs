@@ -440,6 +440,8 @@ impl ResilientClient {
         let max_attempts = self.0.policy.max_attempts.max(1);
         let mut tried: Vec<&str> = Vec::new();
         let mut attempt: u32 = 0;
+        // The outcome of the previous attempt, returned if no instance is left to retry on.
+        let mut last: Option<Result<UpstreamResponse, ClientError>> = None;
         // Bound the loop even if breakers keep refusing at the last moment.
         let mut picks_left = max_attempts as usize + endpoints.len() * 2;
         loop {
@@ -450,6 +452,9 @@ impl ResilientClient {
                 .filter(|ep| ep.breaker().would_admit(now))
                 .collect();
             if admitted.is_empty() || picks_left == 0 {
+                if let Some(outcome) = last {
+                    return outcome;
+                }
                 let retry_after = endpoints
                     .iter()
                     .filter_map(|ep| ep.breaker().open_until(now))
@@ -558,6 +563,7 @@ impl ResilientClient {
             if !can_retry {
                 return outcome;
             }
+            last = Some(outcome);
             self.0
                 .metrics
                 .counter(

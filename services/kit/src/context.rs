@@ -135,7 +135,18 @@ pub async fn propagate(req: Request, next: Next) -> Response {
         trace_id = %ctx.trace_id,
     );
     let request_id = ctx.request_id.clone();
-    let mut resp = scope(ctx, next.run(req)).instrument(span).await;
+    // Probes and scrapes arrive every few seconds; keep them out of the info-level log.
+    let quiet = matches!(req.uri().path(), "/health" | "/ready" | "/metrics");
+    let start = std::time::Instant::now();
+    let mut resp = scope(ctx, next.run(req)).instrument(span.clone()).await;
+    let (status, ms) = (resp.status().as_u16(), start.elapsed().as_secs_f64() * 1e3);
+    span.in_scope(|| {
+        if quiet {
+            tracing::debug!(status, latency_ms = ms, "served");
+        } else {
+            tracing::info!(status, latency_ms = ms, "served");
+        }
+    });
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);
     }

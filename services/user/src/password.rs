@@ -11,6 +11,13 @@ use crate::config::HashCost;
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
 
+impl HashError {
+    /// A hashing task that panicked or was cancelled.
+    pub fn from_join(e: &tokio::task::JoinError) -> Self {
+        Self(e.to_string())
+    }
+}
+
 /// Hashes and verifies passwords with a fixed cost.
 #[derive(Debug, Clone)]
 pub struct PasswordHashing {

@@ -21,9 +21,12 @@ static INFRA: OnceCell<TestInfra> = OnceCell::const_new();
 pub async fn infra() -> &'static TestInfra {
     INFRA
         .get_or_init(|| async {
-            TestInfra::boot(env!("CARGO_MANIFEST_DIR"), &["postgres", "rabbitmq"])
-                .await
-                .expect("boot postgres and rabbitmq (is the Docker engine reachable?)")
+            TestInfra::boot(
+                env!("CARGO_MANIFEST_DIR"),
+                &["postgres", "rabbitmq", "redis"],
+            )
+            .await
+            .expect("boot postgres and rabbitmq (is the Docker engine reachable?)")
         })
         .await
 }
@@ -231,4 +234,180 @@ pub async fn get_json(http: &reqwest::Client, url: &str, user: &str) -> serde_js
         .json()
         .await
         .expect("JSON")
+}
+
+/// The saga's participants: the real product-service and payment-service, in-process.
+pub struct Shop {
+    pub product: Running,
+    pub payment: Running,
+    pub product_pool: sqlx::PgPool,
+    pub directory: Directory,
+    http: reqwest::Client,
+}
+
+/// The product admin (`X-User-Id` allowed to create products).
+pub const CATALOG_ADMIN: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_00aa);
+
+/// A card payment-service always captures, and the one it always declines.
+pub const GOOD_CARD: &str = "4242424242424242";
+pub const DECLINED_CARD: &str = "4000000000000002";
+
+fn instance(service: &str, addr: SocketAddr) -> service_kit::registry::Instance {
+    service_kit::registry::Instance {
+        id: format!("{service}-{}", addr.port()),
+        service: service.to_owned(),
+        address: addr.ip().to_string(),
+        port: addr.port(),
+        metadata: Default::default(),
+        healthy: true,
+    }
+}
+
+impl Shop {
+    pub async fn open() -> Self {
+        use std::str::FromStr;
+        let infra = infra().await;
+        let id = Uuid::new_v4().simple().to_string();
+        let product_db = infra
+            .postgres_url(&format!("products_t{id}"))
+            .expect("postgres port");
+        let product =
+            product_service::startup::Application::build(product_service::config::Settings {
+                service: ServiceConfig::for_tests("product-service"),
+                database: sqlx::postgres::PgConnectOptions::from_str(&product_db).expect("url"),
+                redis_url: infra.redis_url().expect("redis port"),
+                redis_prefix: format!("products_t{id}:"),
+                cache_ttl: Duration::from_secs(30),
+                admin_users: vec![CATALOG_ADMIN],
+            })
+            .await
+            .expect("product-service starts");
+        let (addr, cancel) = (product.local_addr(), product.shutdown_token());
+        let task = tokio::spawn(async move {
+            let _ = product.run_until_stopped().await;
+        });
+        let product = Running {
+            addr,
+            cancel,
+            task: Some(task),
+        };
+        let payment =
+            payment_service::startup::Application::build(payment_service::config::Settings {
+                service: ServiceConfig::for_tests("payment-service"),
+                database: sqlx::postgres::PgConnectOptions::from_str(
+                    &infra
+                        .postgres_url(&format!("payments_t{id}"))
+                        .expect("postgres port"),
+                )
+                .expect("url"),
+            })
+            .await
+            .expect("payment-service starts");
+        let (addr, cancel) = (payment.local_addr(), payment.shutdown_token());
+        let task = tokio::spawn(async move {
+            let _ = payment.run_until_stopped().await;
+        });
+        let payment = Running {
+            addr,
+            cancel,
+            task: Some(task),
+        };
+        let directory = Directory::fixed(
+            [
+                (
+                    "product-service".to_owned(),
+                    vec![instance("product-service", product.addr)],
+                ),
+                (
+                    "payment-service".to_owned(),
+                    vec![instance("payment-service", payment.addr)],
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let product_pool = sqlx::PgPool::connect(&product_db)
+            .await
+            .expect("product db");
+        Self {
+            product,
+            payment,
+            product_pool,
+            directory,
+            http: http(),
+        }
+    }
+
+    /// Create a product; returns its id.
+    pub async fn add_product(&self, price_cents: i64, stock: i64) -> Uuid {
+        let r = self
+            .http
+            .post(self.product.url("/api/v1/products"))
+            .header("x-user-id", CATALOG_ADMIN.to_string())
+            .json(&serde_json::json!({"name": format!("p-{}", Uuid::new_v4().simple()), "price_cents": price_cents, "stock": stock}))
+            .send()
+            .await
+            .expect("create product");
+        assert_eq!(r.status(), 201);
+        let v: serde_json::Value = r.json().await.expect("json");
+        Uuid::parse_str(v["id"].as_str().expect("id")).expect("uuid")
+    }
+
+    /// (available, reserved, sold).
+    pub async fn stock(&self, id: Uuid) -> (i64, i64, i64) {
+        sqlx::query_as("SELECT available, reserved, sold FROM products WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.product_pool)
+            .await
+            .expect("stock")
+    }
+
+    /// `{captured_cents, refunded_cents, net_cents, captures, refunds}`.
+    pub async fn ledger(&self) -> serde_json::Value {
+        self.http
+            .get(self.payment.url("/internal/ledger/totals"))
+            .send()
+            .await
+            .expect("ledger")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// The payment of `order` as payment-service reports it (status, body).
+    pub async fn payment_of(&self, order: &str, user: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .get(self.payment.url(&format!("/api/v1/payments/{order}")))
+            .header("x-user-id", user)
+            .header("x-admin-token", ADMIN)
+            .send()
+            .await
+            .expect("payment");
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or_default())
+    }
+
+    pub async fn close(self) {
+        self.product.stop().await;
+        self.payment.stop().await;
+    }
+}
+
+/// Wait until order `id` is confirmed or cancelled; returns it.
+pub async fn settled(
+    http: &reqwest::Client,
+    order: &Running,
+    user: &str,
+    id: &str,
+) -> serde_json::Value {
+    eventually(
+        &format!("order {id} settled"),
+        Duration::from_secs(60),
+        || async {
+            let o = get_json(http, &order.url(&format!("/api/v1/orders/{id}")), user).await;
+            (o["status"] == "confirmed" || o["status"] == "cancelled").then_some(o)
+        },
+    )
+    .await
 }

@@ -6,3 +6,4 @@ mod broker;
 mod events;
 mod fuzz;
 mod helpers;
+mod saga;

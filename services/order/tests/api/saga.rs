@@ -1,0 +1,356 @@
+//! The order saga against the real product-service and payment-service.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use order_service::saga::{SagaState, SagaStep};
+use order_service::Boundary;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn place_one(
+    http: &reqwest::Client,
+    order: &Running,
+    user: &str,
+    product: uuid::Uuid,
+    qty: i64,
+    card: &str,
+) -> String {
+    let r = place(
+        http,
+        order,
+        user,
+        json!([{"product_id": product, "quantity": qty}]),
+        card,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.expect("json");
+    v["id"].as_str().expect("id").to_owned()
+}
+
+async fn notifications_of(http: &reqwest::Client, n: &Running, order: &str) -> Vec<String> {
+    let v = get_json(
+        http,
+        &n.url(&format!("/admin/notifications?order_id={order}")),
+        "",
+    )
+    .await;
+    let mut kinds: Vec<String> = v["notifications"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n["event_type"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    kinds.sort();
+    kinds
+}
+
+#[tokio::test]
+async fn the_happy_path_confirms_commits_the_stock_and_captures_the_total() {
+    let _broker = crate::broker::BROKER.read().await;
+    let world = World::new().await;
+    let shop = Shop::open().await;
+    let notify = spawn_notification(&world).await;
+    let order = spawn_order(OrderSpec {
+        directory: Some(shop.directory.clone()),
+        ..OrderSpec::new(&world)
+    })
+    .await;
+    let http = http();
+    let p = shop.add_product(1250, 10).await;
+    let id = place_one(&http, &order, "ann", p, 2, GOOD_CARD).await;
+    let o = settled(&http, &order, "ann", &id).await;
+    assert_eq!(o["status"], "confirmed", "{o}");
+    assert_eq!(o["total_cents"], 2500);
+    assert_eq!(shop.stock(p).await, (8, 0, 2));
+    let ledger = shop.ledger().await;
+    assert_eq!(
+        (ledger["net_cents"].as_i64(), ledger["captures"].as_i64()),
+        (Some(2500), Some(1)),
+        "{ledger}"
+    );
+    let kinds = eventually(
+        "created + confirmed notifications",
+        Duration::from_secs(20),
+        || async {
+            let k = notifications_of(&http, &notify, &id).await;
+            (k.len() >= 2).then_some(k)
+        },
+    )
+    .await;
+    assert_eq!(kinds, vec!["order.confirmed", "order.created"]);
+    let journal = get_json(&http, &order.url(&format!("/admin/sagas/{id}")), "").await;
+    let steps: Vec<&str> = journal["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert_eq!(steps, vec!["reserve", "charge", "commit"], "{journal}");
+    order.stop().await;
+    notify.stop().await;
+    shop.close().await;
+}
+
+#[tokio::test]
+async fn a_declined_payment_cancels_and_releases_the_stock() {
+    let world = World::new().await;
+    let shop = Shop::open().await;
+    let order = spawn_order(OrderSpec {
+        directory: Some(shop.directory.clone()),
+        ..OrderSpec::new(&world)
+    })
+    .await;
+    let http = http();
+    let p = shop.add_product(999, 5).await;
+    let id = place_one(&http, &order, "bea", p, 3, DECLINED_CARD).await;
+    let o = settled(&http, &order, "bea", &id).await;
+    assert_eq!(o["status"], "cancelled", "{o}");
+    assert_eq!(o["reason"], "payment_declined");
+    assert_eq!(shop.stock(p).await, (5, 0, 0));
+    let ledger = shop.ledger().await;
+    assert_eq!(ledger["net_cents"], 0, "{ledger}");
+    assert_eq!(ledger["captures"], 0, "{ledger}");
+    order.stop().await;
+    shop.close().await;
+}
+
+#[tokio::test]
+async fn out_of_stock_cancels_and_charges_nothing() {
+    let world = World::new().await;
+    let shop = Shop::open().await;
+    let order = spawn_order(OrderSpec {
+        directory: Some(shop.directory.clone()),
+        ..OrderSpec::new(&world)
+    })
+    .await;
+    let http = http();
+    let p = shop.add_product(500, 2).await;
+    let id = place_one(&http, &order, "cal", p, 3, GOOD_CARD).await;
+    let o = settled(&http, &order, "cal", &id).await;
+    assert_eq!(o["status"], "cancelled", "{o}");
+    assert_eq!(o["reason"], "out_of_stock");
+    assert_eq!(shop.stock(p).await, (2, 0, 0));
+    let (status, payment) = shop.payment_of(&id, "cal").await;
+    assert_eq!(status, 404, "no payment was attempted: {payment}");
+    let journal = get_json(&http, &order.url(&format!("/admin/sagas/{id}")), "").await;
+    let steps: Vec<&str> = journal["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert_eq!(steps, vec!["reserve"], "{journal}");
+    order.stop().await;
+    shop.close().await;
+}
+
+/// Kill order-service at `boundary` for every saga that reaches it, then start a new
+/// instance on the same database: every saga finishes, and stock and money balance.
+async fn crash_at_and_resume(shop: &Shop, boundary: Boundary) {
+    let world = World::new().await;
+    let http = http();
+    let p = shop.add_product(700, 10).await;
+    let before = shop.ledger().await["net_cents"].as_i64().unwrap_or(0);
+    let crashed = Arc::new(Mutex::new(HashMap::<uuid::Uuid, usize>::new()));
+    let seen = crashed.clone();
+    let hook: order_service::CrashHook = Arc::new(move |id, b| {
+        if b == boundary {
+            *seen.lock().expect("lock").entry(id).or_insert(0) += 1;
+            true
+        } else {
+            false
+        }
+    });
+    let lease = Duration::from_secs(1);
+    let first = spawn_order(OrderSpec {
+        directory: Some(shop.directory.clone()),
+        hook: Some(hook),
+        saga: fast_saga(lease),
+        ..OrderSpec::new(&world)
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push((
+            place_one(&http, &first, &format!("k{i}"), p, 1, GOOD_CARD).await,
+            true,
+        ));
+    }
+    ids.push((
+        place_one(&http, &first, "kd", p, 2, DECLINED_CARD).await,
+        false,
+    ));
+    let expected = match boundary {
+        Boundary::AfterCall(SagaStep::Release) | Boundary::AfterRecord(SagaState::Releasing) => 1,
+        Boundary::AfterCall(SagaStep::Commit) | Boundary::AfterRecord(SagaState::Committing) => 3,
+        _ => 4,
+    };
+    eventually(
+        &format!("{expected} sagas stopped at {boundary:?}"),
+        Duration::from_secs(30),
+        || async { (crashed.lock().expect("lock").len() >= expected).then_some(()) },
+    )
+    .await;
+    // The "killed" instance goes away; its leases on the crashed sagas are not given back.
+    first.stop().await;
+    let second = spawn_order(OrderSpec {
+        directory: Some(shop.directory.clone()),
+        saga: fast_saga(lease),
+        ..OrderSpec::new(&world)
+    })
+    .await;
+    let mut confirmed_total = 0;
+    for (id, good) in &ids {
+        let user = get_json(&http, &second.url("/admin/sagas?limit=50"), "").await["recent"]
+            .as_array()
+            .and_then(|r| {
+                r.iter()
+                    .find(|s| s["order_id"] == id.as_str())
+                    .and_then(|s| s["user_id"].as_str().map(str::to_owned))
+            })
+            .expect("saga listed");
+        let o = settled(&http, &second, &user, id).await;
+        let want = if *good { "confirmed" } else { "cancelled" };
+        assert_eq!(o["status"], want, "{boundary:?}: {o}");
+        if *good {
+            confirmed_total += o["total_cents"].as_i64().expect("total");
+        }
+    }
+    assert_eq!(shop.stock(p).await, (7, 0, 3), "{boundary:?}");
+    let net = shop.ledger().await["net_cents"].as_i64().unwrap_or(0);
+    assert_eq!(
+        net - before,
+        confirmed_total,
+        "{boundary:?}: money captured − refunded = confirmed totals"
+    );
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_order_service_resumes_every_saga_after_restart_at_every_step_boundary() {
+    let shop = Shop::open().await;
+    for boundary in [
+        Boundary::AfterCall(SagaStep::Reserve),
+        Boundary::AfterRecord(SagaState::Charging),
+        Boundary::AfterCall(SagaStep::Charge),
+        Boundary::AfterRecord(SagaState::Committing),
+        Boundary::AfterCall(SagaStep::Commit),
+        Boundary::AfterCall(SagaStep::Release),
+        Boundary::AfterRecord(SagaState::Releasing),
+    ] {
+        crash_at_and_resume(&shop, boundary).await;
+    }
+    shop.close().await;
+}
+
+/// Many concurrent orders for limited stock: exactly the stock is sold, the rest are
+/// cancelled out of stock, and stock, money and notifications balance.
+#[tokio::test]
+async fn concurrent_orders_for_limited_stock_confirm_exactly_the_stock() {
+    let _broker = crate::broker::BROKER.read().await;
+    const STOCK: i64 = 15;
+    const ORDERS: usize = 60;
+    let world = World::new().await;
+    let shop = Shop::open().await;
+    let notify = spawn_notification(&world).await;
+    let order = spawn_order(OrderSpec {
+        directory: Some(shop.directory.clone()),
+        ..OrderSpec::new(&world)
+    })
+    .await;
+    let http = http();
+    let p = shop.add_product(1999, STOCK).await;
+    let started = Instant::now();
+    let placed = futures_util::future::join_all((0..ORDERS).map(|i| {
+        let (http, order) = (http.clone(), &order);
+        async move {
+            let user = format!("c{i}");
+            let t0 = Instant::now();
+            let id = place_one(&http, order, &user, p, 1, GOOD_CARD).await;
+            (user, id, t0)
+        }
+    }))
+    .await;
+    let done = AtomicUsize::new(0);
+    let settled_all = futures_util::future::join_all(placed.iter().map(|(user, id, t0)| {
+        let http = http.clone();
+        let done = &done;
+        let order = &order;
+        async move {
+            let o = settled(&http, order, user, id).await;
+            done.fetch_add(1, Ordering::Relaxed);
+            (o, t0.elapsed())
+        }
+    }))
+    .await;
+    let wall = started.elapsed();
+    let confirmed: Vec<&Value> = settled_all
+        .iter()
+        .map(|(o, _)| o)
+        .filter(|o| o["status"] == "confirmed")
+        .collect();
+    let cancelled: Vec<&Value> = settled_all
+        .iter()
+        .map(|(o, _)| o)
+        .filter(|o| o["status"] == "cancelled")
+        .collect();
+    assert_eq!(confirmed.len() as i64, STOCK, "exactly the stock is sold");
+    assert_eq!(cancelled.len(), ORDERS - STOCK as usize);
+    assert!(
+        cancelled.iter().all(|o| o["reason"] == "out_of_stock"),
+        "{cancelled:?}"
+    );
+    assert_eq!(
+        shop.stock(p).await,
+        (0, 0, STOCK),
+        "initial = available + reserved + sold"
+    );
+    let ledger = shop.ledger().await;
+    let totals: i64 = confirmed
+        .iter()
+        .filter_map(|o| o["total_cents"].as_i64())
+        .sum();
+    assert_eq!(ledger["net_cents"].as_i64(), Some(totals), "{ledger}");
+    assert_eq!(ledger["captures"].as_i64(), Some(STOCK), "{ledger}");
+    // One order.confirmed notification per confirmed order, one order.cancelled per cancelled.
+    for (o, _) in &settled_all {
+        let id = o["id"].as_str().expect("id");
+        let want = if o["status"] == "confirmed" {
+            "order.confirmed"
+        } else {
+            "order.cancelled"
+        };
+        let kinds = eventually("notifications", Duration::from_secs(30), || async {
+            let k = notifications_of(&http, &notify, id).await;
+            (k.len() >= 2).then_some(k)
+        })
+        .await;
+        assert_eq!(kinds, {
+            let mut v = vec![want.to_owned(), "order.created".to_owned()];
+            v.sort();
+            v
+        });
+    }
+    let mut latencies: Vec<Duration> = settled_all.iter().map(|(_, d)| *d).collect();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
+    println!(
+        "saga figures (in-process, no gateway): {ORDERS} orders in {wall:?} = {:.1} orders/s; placed→settled p50 {:?} p99 {:?} (settle polled every 100 ms)",
+        ORDERS as f64 / wall.as_secs_f64(),
+        pct(0.50),
+        pct(0.99)
+    );
+    order.stop().await;
+    notify.stop().await;
+    shop.close().await;
+}

@@ -1,0 +1,91 @@
+//! Building the application: database, Redis, password hashing, state, routes, host.
+
+use std::net::SocketAddr;
+
+use service_kit::app::AppError;
+use service_kit::jwt::JwtKeys;
+use service_kit::{RunningService, ServiceHost};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::db::{self, DbSetupError};
+use crate::password::{HashError, PasswordHashing};
+use crate::redis_conn::RedisHandle;
+use crate::revocation::Revocations;
+use crate::state::AppState;
+use crate::{openapi, routes};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Database setup failed.
+    #[error(transparent)]
+    Database(#[from] DbSetupError),
+    /// `REDIS_URL` was refused by the client.
+    #[error("REDIS_URL is invalid: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The hashing parameters are unusable.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    /// No JWT secret (settings built by hand without one).
+    #[error("JWT_SECRET is not set; user-service signs the access tokens")]
+    NoJwt,
+    /// Binding the listener failed.
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+/// A built, bound user-service.
+#[derive(Debug)]
+pub struct Application {
+    running: RunningService,
+}
+
+impl Application {
+    /// Prepare the database (create, migrate), connect Redis lazily and bind the port.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let jwt = settings
+            .service
+            .jwt
+            .as_ref()
+            .map(JwtKeys::new)
+            .ok_or(StartupError::NoJwt)?;
+        let pool = db::connect_and_migrate(&settings.database).await?;
+        let redis = RedisHandle::new(&settings.redis_url, &settings.redis_prefix)?;
+        let cost = settings.hash_cost;
+        let passwords = tokio::task::spawn_blocking(move || PasswordHashing::new(cost))
+            .await
+            .map_err(|e| HashError::from_join(&e))??;
+        let mut host = ServiceHost::new(settings.service.clone());
+        let state = AppState::new(
+            pool.clone(),
+            jwt,
+            settings.token_ttl,
+            passwords,
+            Revocations::new(redis.clone()),
+            host.metrics(),
+        );
+        let ready_pool = pool.clone();
+        host.readiness_check("postgres", move || db::ping(ready_pool.clone()))
+            .readiness_check("redis", move || redis.clone().ping())
+            .openapi(openapi::document())
+            .on_shutdown(async move { pool.close().await });
+        let running = host.bind(routes::router(state)).await?;
+        Ok(Self { running })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.running.local_addr()
+    }
+
+    /// Cancel to stop gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.running.shutdown_token()
+    }
+
+    /// Register, serve until stopped, shut down gracefully.
+    pub async fn run_until_stopped(self) -> Result<(), AppError> {
+        self.running.run_until_stopped().await
+    }
+}
