@@ -6,9 +6,10 @@
 #   postgresql-client  psql, used by the end-to-end tests
 #   redis-tools        redis-cli, for troubleshooting and tests
 #   tmux               drives `msctl dash` in its end-to-end test
+#   libxml2-utils      xmllint, validates the scenario JUnit report against fixtures/junit/junit.xsd
 set -euo pipefail
 
-needed=(debootstrap postgresql-client redis-tools tmux)
+needed=(debootstrap postgresql-client redis-tools tmux libxml2-utils)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,0 +1,243 @@
+//! What the engine needs from the world: component endpoints on 127.0.0.1, database URLs,
+//! and faults. [`StackEnvironment`] is the real one (a running msctl project and the chaos
+//! crate); [`StaticEnvironment`] serves tests with fixed endpoints and no chaos.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use msctl_chaos::{Chaos, FaultSpec};
+use msctl_stack::model::Stack;
+use msctl_stack::orchestrator::Project;
+
+/// Why the environment could not answer.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct EnvError(pub String);
+
+/// The world a scenario runs against.
+#[async_trait]
+pub trait Environment: Send + Sync {
+    /// `127.0.0.1:PORT` of a component's container port (`None` = its first published port).
+    fn endpoint(&self, component: &str, port: Option<u16>) -> Result<SocketAddr, EnvError>;
+    /// Re-reads endpoints (published ports change when a container is recreated).
+    async fn refresh(&self) -> Result<(), EnvError> {
+        Ok(())
+    }
+    /// A URL for a component's database that works from the host.
+    fn database_url(&self, component: &str) -> Result<String, EnvError>;
+    /// Applies a fault; returns its id.
+    async fn apply_fault(&self, spec: &FaultSpec) -> Result<String, EnvError>;
+    /// Reverts a fault (waiting until its containers are ready again).
+    async fn revert_fault(&self, id: &str) -> Result<(), EnvError>;
+}
+
+/// Fixed endpoints and database URLs, no chaos: for tests against servers started in-process.
+#[derive(Debug, Default, Clone)]
+pub struct StaticEnvironment {
+    /// (component, container port or 0 for "first") → address.
+    pub endpoints: HashMap<(String, u16), SocketAddr>,
+    /// component → database URL.
+    pub databases: HashMap<String, String>,
+}
+
+impl StaticEnvironment {
+    /// Adds an endpoint reachable both as `{{component}}`-style first port and by `port`.
+    pub fn with_endpoint(mut self, component: &str, port: u16, addr: SocketAddr) -> Self {
+        self.endpoints
+            .entry((component.to_string(), 0))
+            .or_insert(addr);
+        self.endpoints.insert((component.to_string(), port), addr);
+        self
+    }
+
+    /// Adds a database URL for a component.
+    pub fn with_database(mut self, component: &str, url: &str) -> Self {
+        self.databases
+            .insert(component.to_string(), url.to_string());
+        self
+    }
+}
+
+#[async_trait]
+impl Environment for StaticEnvironment {
+    fn endpoint(&self, component: &str, port: Option<u16>) -> Result<SocketAddr, EnvError> {
+        self.endpoints
+            .get(&(component.to_string(), port.unwrap_or(0)))
+            .copied()
+            .ok_or_else(|| EnvError(format!("no endpoint for {component}:{}", port.unwrap_or(0))))
+    }
+
+    fn database_url(&self, component: &str) -> Result<String, EnvError> {
+        self.databases
+            .get(component)
+            .cloned()
+            .ok_or_else(|| EnvError(format!("no database for component {component:?}")))
+    }
+
+    async fn apply_fault(&self, spec: &FaultSpec) -> Result<String, EnvError> {
+        Err(EnvError(format!(
+            "cannot apply {}: this environment has no chaos engine",
+            spec.kind
+        )))
+    }
+
+    async fn revert_fault(&self, _id: &str) -> Result<(), EnvError> {
+        Ok(())
+    }
+}
+
+/// A running msctl project: ports from `ps`, databases from the stack file, faults through
+/// the chaos crate.
+pub struct StackEnvironment {
+    stack: Stack,
+    project: Project,
+    chaos: Arc<Chaos>,
+    /// (component, container port) → host port, plus (component, 0) → first published port.
+    ports: RwLock<HashMap<(String, u16), u16>>,
+}
+
+impl StackEnvironment {
+    /// Wraps a project and its chaos handle; call [`Environment::refresh`] before use.
+    pub fn new(stack: Stack, project: Project, chaos: Chaos) -> Self {
+        Self {
+            stack,
+            project,
+            chaos: Arc::new(chaos),
+            ports: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn component_name(&self, name: &str) -> Result<String, EnvError> {
+        self.stack
+            .resolve_component(name)
+            .map(|c| c.name.clone())
+            .map_err(EnvError)
+    }
+}
+
+#[async_trait]
+impl Environment for StackEnvironment {
+    fn endpoint(&self, component: &str, port: Option<u16>) -> Result<SocketAddr, EnvError> {
+        let name = self.component_name(component)?;
+        let ports = self
+            .ports
+            .read()
+            .map_err(|_| EnvError("port table poisoned".into()))?;
+        let host = ports.get(&(name.clone(), port.unwrap_or(0))).copied();
+        match host {
+            Some(p) => Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, p))),
+            None => Err(EnvError(match port {
+                Some(p) => format!(
+                    "component \"{name}\" publishes no port {p} on 127.0.0.1 (is it running? `msctl ps`)"
+                ),
+                None => format!(
+                    "component \"{name}\" publishes no port on 127.0.0.1 (is it running? `msctl ps`)"
+                ),
+            })),
+        }
+    }
+
+    async fn refresh(&self) -> Result<(), EnvError> {
+        let rows = self
+            .project
+            .ps()
+            .await
+            .map_err(|e| EnvError(e.to_string()))?;
+        let mut map = HashMap::new();
+        for row in rows {
+            // Replica 1 first, so "first port" means the first replica's.
+            for p in &row.ports {
+                if p.host == 0 {
+                    continue;
+                }
+                map.entry((row.component.clone(), p.container))
+                    .or_insert(p.host);
+            }
+            if let Some(component) = self.stack.components.get(&row.component) {
+                if let Some(first) = component.ports.first() {
+                    if let Some(p) = row.ports.iter().find(|p| p.container == first.container) {
+                        if p.host != 0 {
+                            map.entry((row.component.clone(), 0)).or_insert(p.host);
+                        }
+                    }
+                }
+            }
+        }
+        *self
+            .ports
+            .write()
+            .map_err(|_| EnvError("port table poisoned".into()))? = map;
+        Ok(())
+    }
+
+    fn database_url(&self, component: &str) -> Result<String, EnvError> {
+        let name = self.component_name(component)?;
+        let c = &self.stack.components[&name];
+        let raw = c.environment.get("DATABASE_URL").ok_or_else(|| {
+            EnvError(format!(
+                "component \"{name}\" has no DATABASE_URL in {}; sql steps need one",
+                self.stack.file.display()
+            ))
+        })?;
+        host_database_url(raw, |host, port| {
+            self.endpoint(host, Some(port)).map(|a| a.port())
+        })
+    }
+
+    async fn apply_fault(&self, spec: &FaultSpec) -> Result<String, EnvError> {
+        let applied = self
+            .chaos
+            .apply(spec)
+            .await
+            .map_err(|e| EnvError(e.to_string()))?;
+        Ok(applied.record.id.to_string())
+    }
+
+    async fn revert_fault(&self, id: &str) -> Result<(), EnvError> {
+        self.chaos
+            .revert(id)
+            .await
+            .map(|_| ())
+            .map_err(|e| EnvError(e.to_string()))
+    }
+}
+
+/// Rewrites a container-side database URL (`postgres://u:p@postgres:5432/orders`) to the
+/// host side (`postgres://u:p@127.0.0.1:PORT/orders`), where `publish(host, port)` gives
+/// the 127.0.0.1 port of that component's container port.
+pub fn host_database_url(
+    raw: &str,
+    publish: impl Fn(&str, u16) -> Result<u16, EnvError>,
+) -> Result<String, EnvError> {
+    let mut url = url::Url::parse(raw)
+        .map_err(|e| EnvError(format!("DATABASE_URL {raw:?} is not a URL: {e}")))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| EnvError(format!("DATABASE_URL {raw:?} has no host")))?
+        .to_string();
+    let port = url.port().unwrap_or(5432);
+    let published = publish(&host, port)?;
+    url.set_host(Some("127.0.0.1"))
+        .map_err(|e| EnvError(e.to_string()))?;
+    url.set_port(Some(published))
+        .map_err(|_| EnvError("cannot set the port".into()))?;
+    Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_are_rewritten_to_the_published_port() {
+        let url = host_database_url("postgres://msctl:pw@postgres:5432/orders", |h, p| {
+            assert_eq!((h, p), ("postgres", 5432));
+            Ok(40001)
+        })
+        .expect("rewritten");
+        assert_eq!(url, "postgres://msctl:pw@127.0.0.1:40001/orders");
+        assert!(host_database_url("not a url", |_, _| Ok(1)).is_err());
+    }
+}
