@@ -153,51 +153,26 @@ impl AdminApi {
 mod tests {
     use std::collections::BTreeMap;
 
-    use msctl_stack::model::{HealthCheck, PortMapping, RestartPolicy};
+    use msctl_stack::model::PortMapping;
     use msctl_stack::runtime::{ContainerState, Health};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
 
+    /// Built through the stack file parser, so that new `Component` fields do not break
+    /// these tests.
     fn component(env: &[(&str, &str)], health_port: Option<u16>) -> Component {
-        Component {
-            name: "product-service".into(),
-            image: "x".into(),
-            command: None,
-            entrypoint: None,
-            environment: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ports: vec![
-                PortMapping {
-                    host: 0,
-                    container: 8080,
-                },
-                PortMapping {
-                    host: 0,
-                    container: 9000,
-                },
-            ],
-            volumes: vec![],
-            depends_on: vec![],
-            health: health_port.map(|port| HealthCheck {
-                probe: HealthProbe::Http {
-                    port,
-                    path: "/health".into(),
-                },
-                interval: Duration::from_secs(1),
-                timeout: Duration::from_secs(1),
-                retries: 3,
-                start_period: Duration::ZERO,
-            }),
-            replicas: 1,
-            restart: RestartPolicy::UnlessStopped,
-            profiles: vec![],
-            metrics: None,
-            prometheus_config: None,
-            stop_timeout: Duration::from_secs(5),
-        }
+        let env: Vec<String> = env.iter().map(|(k, v)| format!("{k} = \"{v}\"")).collect();
+        let health = health_port.map_or(String::new(), |p| {
+            format!("health = {{ http = \"/health\", port = {p} }}\n")
+        });
+        let text = format!(
+            "name = \"p\"\n[components.product-service]\nimage = \"x\"\nports = [\"8080\", \"9000\"]\nenvironment = {{ {} }}\n{health}",
+            env.join(", ")
+        );
+        let stack = msctl_stack::model::Stack::parse(std::path::Path::new("stack.toml"), &text)
+            .expect("valid stack");
+        stack.components["product-service"].clone()
     }
 
     fn container(host: u16) -> ContainerInfo {
