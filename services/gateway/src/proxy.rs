@@ -289,7 +289,10 @@ fn upstream_error(e: ClientError) -> ApiError {
             "upstream_timeout",
             e.to_string(),
         ),
-        ClientError::Transport { .. } | ClientError::Decode(_) | ClientError::Encode(_) => {
+        ClientError::Transport { .. }
+        | ClientError::Decode(_)
+        | ClientError::Encode(_)
+        | ClientError::Status { .. } => {
             ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", e.to_string())
         }
     }

@@ -216,6 +216,35 @@ pub enum ClientError {
     /// A response body was not the expected JSON.
     #[error("unexpected response body: {0}")]
     Decode(#[source] serde_json::Error),
+    /// The instance answered with a non-success status (only from the `*_json` helpers).
+    #[error("{service} answered {status}: {body}")]
+    Status {
+        /// Service name.
+        service: String,
+        /// The status.
+        status: StatusCode,
+        /// The body, truncated to 1 KiB.
+        body: String,
+    },
+}
+
+impl ClientError {
+    /// Whether trying again later may succeed: no instance, open breakers, timeouts,
+    /// transport errors, 5xx and 429. A 4xx answer or a decoding error is permanent.
+    /// Sagas use this to tell "retry with backoff" from "compensate".
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Discovery(_)
+            | Self::NoInstances { .. }
+            | Self::Unavailable { .. }
+            | Self::Timeout { .. }
+            | Self::Transport { .. } => true,
+            Self::Status { status, .. } => {
+                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::Encode(_) | Self::Decode(_) => false,
+        }
+    }
 }
 
 /// Per-instance state shared by every request.
@@ -639,6 +668,64 @@ impl ResilientClient {
                 &[("service", service)],
             )
             .inc();
+    }
+
+    /// GET `path` from `service` and decode a 2xx JSON answer; other statuses become
+    /// [`ClientError::Status`].
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        service: &str,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let resp = self
+            .send(service, OutboundRequest::new(Method::GET, path))
+            .await?;
+        Self::decode(service, resp)
+    }
+
+    /// Send `body` as JSON with `method` and decode a 2xx JSON answer (an empty body decodes
+    /// as JSON `null`). Pass [`RetryMode::Always`] only when the call is idempotent (e.g.
+    /// keyed by an order id).
+    pub async fn send_json<B, T>(
+        &self,
+        service: &str,
+        method: Method,
+        path: &str,
+        body: &B,
+        retry: RetryMode,
+    ) -> Result<T, ClientError>
+    where
+        B: Serialize + ?Sized,
+        T: serde::de::DeserializeOwned,
+    {
+        let req = OutboundRequest::new(method, path).json(body)?.retry(retry);
+        let resp = self.send(service, req).await?;
+        Self::decode(service, resp)
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        service: &str,
+        resp: UpstreamResponse,
+    ) -> Result<T, ClientError> {
+        if !resp.status.is_success() {
+            let mut body = String::from_utf8_lossy(&resp.body).into_owned();
+            if body.len() > 1024 {
+                let mut end = 1024;
+                while !body.is_char_boundary(end) {
+                    end -= 1;
+                }
+                body.truncate(end);
+            }
+            return Err(ClientError::Status {
+                service: service.to_owned(),
+                status: resp.status,
+                body,
+            });
+        }
+        if resp.body.is_empty() {
+            return serde_json::from_slice(b"null").map_err(ClientError::Decode);
+        }
+        resp.json()
     }
 
     /// Instances, breaker states, ejections and in-flight counts of every service used.

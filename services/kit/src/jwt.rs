@@ -125,6 +125,34 @@ impl JwtKeys {
     }
 }
 
+/// The authenticated user of a request that came through the gateway, from the
+/// `X-User-Id` header the gateway sets (and strips from client input). Rejects with 401
+/// `unauthorized` when absent. Services must only be reachable through the gateway (or
+/// other trusted services) for this to be meaningful — as in the stack's private network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserId(pub String);
+
+/// Header carrying the authenticated user id.
+pub const USER_ID_HEADER: &str = "x-user-id";
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for UserId {
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .headers
+            .get(USER_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| Self(v.to_owned()))
+            .ok_or_else(|| crate::error::ApiError::unauthorized("no authenticated user"))
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` header value, if it has that form.
 pub fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;

@@ -51,6 +51,14 @@ async fn spawn(name: &str, ready: bool) -> Server {
     let hits = Arc::new(AtomicUsize::new(0));
     let routes = Router::new()
         .route("/api/v1/things/{id}", get(echo).post(echo))
+        .route(
+            "/whoami",
+            get(
+                |service_kit::jwt::UserId(u): service_kit::jwt::UserId| async move {
+                    Json(json!({ "user": u }))
+                },
+            ),
+        )
         .with_state(hits.clone());
     let running = host.bind(routes).await.expect("binds");
     let addr = running.local_addr();
@@ -299,4 +307,61 @@ async fn client_retries_idempotent_calls_elsewhere_and_propagates_the_trace() {
             .await,
         Err(ClientError::NoInstances { .. })
     ));
+}
+
+#[tokio::test]
+async fn json_helpers_classify_failures_and_user_id_is_required() {
+    let s = spawn("thing-service", true).await;
+    let directory = Directory::fixed(HashMap::from([(
+        "thing-service".to_owned(),
+        vec![instance("a", s.addr)],
+    )]));
+    let client = service_kit::client::ResilientClient::new(
+        directory,
+        ClientPolicy::default(),
+        Default::default(),
+    );
+
+    let v: Value = client
+        .get_json("thing-service", "/api/v1/things/1")
+        .await
+        .expect("2xx json");
+    assert!(v.get("traceparent").is_some());
+    let v: Value = client
+        .send_json(
+            "thing-service",
+            Method::POST,
+            "/api/v1/things/1",
+            &json!({"a": 1}),
+            RetryMode::Never,
+        )
+        .await
+        .expect("2xx json");
+    assert!(v.is_object());
+    let err = client
+        .get_json::<Value>("thing-service", "/whoami")
+        .await
+        .expect_err("no user");
+    assert!(
+        matches!(&err, ClientError::Status { status, .. } if status.as_u16() == 401),
+        "{err}"
+    );
+    assert!(!err.is_transient());
+    let err = client
+        .get_json::<Value>("nowhere", "/")
+        .await
+        .expect_err("no instances");
+    assert!(err.is_transient());
+
+    let http = reqwest::Client::new();
+    let v: Value = http
+        .get(format!("http://{}/whoami", s.addr))
+        .header("x-user-id", "u-42")
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["user"], "u-42");
 }

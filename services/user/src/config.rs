@@ -175,7 +175,10 @@ mod tests {
         ] {
             let err = Settings::from_lookup(&Env::from_pairs(&[SECRET, pair])).expect_err(var);
             let text = err.to_string();
-            assert!(text.contains(var) && !text.contains("secret@"), "{var}: {text}");
+            assert!(
+                text.contains(var) && !text.contains("secret@"),
+                "{var}: {text}"
+            );
         }
     }
 }

@@ -50,9 +50,7 @@ pub enum DbSetupError {
 pub fn valid_database_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Connect with retries: the database may still be starting (container just created).

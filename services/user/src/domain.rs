@@ -3,11 +3,7 @@
 use service_kit::ApiError;
 
 fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        code,
-        message,
-    )
+    ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, code, message)
 }
 
 /// An email address, trimmed and lowercased. The check is deliberately shallow (one `@`,
@@ -134,10 +130,22 @@ mod tests {
     #[test]
     fn emails_are_normalised_and_checked() {
         assert_eq!(
-            EmailAddress::parse(" Ann@Example.COM ").expect("valid").as_str(),
+            EmailAddress::parse(" Ann@Example.COM ")
+                .expect("valid")
+                .as_str(),
             "ann@example.com"
         );
-        for bad in ["", "ann", "ann@", "@x.com", "a@b", "a b@c.com", "a@b@c.com", "a@.com", "a\0@b.com"] {
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@x.com",
+            "a@b",
+            "a b@c.com",
+            "a@b@c.com",
+            "a@.com",
+            "a\0@b.com",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?}");
         }
     }

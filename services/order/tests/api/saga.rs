@@ -52,7 +52,7 @@ async fn notifications_of(http: &reqwest::Client, n: &Running, order: &str) -> V
     kinds
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_happy_path_confirms_commits_the_stock_and_captures_the_total() {
     let _broker = crate::broker::BROKER.read().await;
     let world = World::new().await;
@@ -94,12 +94,31 @@ async fn the_happy_path_confirms_commits_the_stock_and_captures_the_total() {
         .filter_map(|s| s["step"].as_str())
         .collect();
     assert_eq!(steps, vec!["reserve", "charge", "commit"], "{journal}");
+    // Server-side latency: order created → saga finished, from the saga overview.
+    let recent = get_json(&http, &order.url("/admin/sagas?limit=500"), "").await;
+    let mut server: Vec<f64> = recent["recent"]
+        .as_array()
+        .expect("recent")
+        .iter()
+        .filter_map(|s| {
+            let c = chrono::DateTime::parse_from_rfc3339(s["created_at"].as_str()?).ok()?;
+            let u = chrono::DateTime::parse_from_rfc3339(s["updated_at"].as_str()?).ok()?;
+            Some((u - c).num_milliseconds() as f64)
+        })
+        .collect();
+    server.sort_by(f64::total_cmp);
+    let spct = |p: f64| server[((server.len() as f64 * p).ceil() as usize).clamp(1, server.len()) - 1];
+    println!("server-side created→settled: p50 {} ms, p99 {} ms", spct(0.5), spct(0.99));
+    let metrics = http.get(order.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    for line in metrics.lines().filter(|l| l.starts_with("saga_steps_total") || l.starts_with("upstream_")) {
+        println!("{line}");
+    }
     order.stop().await;
     notify.stop().await;
     shop.close().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_payment_cancels_and_releases_the_stock() {
     let world = World::new().await;
     let shop = Shop::open().await;
@@ -122,7 +141,7 @@ async fn a_declined_payment_cancels_and_releases_the_stock() {
     shop.close().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_stock_cancels_and_charges_nothing() {
     let world = World::new().await;
     let shop = Shop::open().await;
@@ -190,7 +209,9 @@ async fn crash_at_and_resume(shop: &Shop, boundary: Boundary) {
     ));
     let expected = match boundary {
         Boundary::AfterCall(SagaStep::Release) | Boundary::AfterRecord(SagaState::Releasing) => 1,
-        Boundary::AfterCall(SagaStep::Commit) | Boundary::AfterRecord(SagaState::Committing) => 3,
+        Boundary::AfterCall(SagaStep::Charge)
+        | Boundary::AfterCall(SagaStep::Commit)
+        | Boundary::AfterRecord(SagaState::Committing) => 3,
         _ => 4,
     };
     eventually(
@@ -234,7 +255,7 @@ async fn crash_at_and_resume(shop: &Shop, boundary: Boundary) {
     second.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_order_service_resumes_every_saga_after_restart_at_every_step_boundary() {
     let shop = Shop::open().await;
     for boundary in [
@@ -253,7 +274,7 @@ async fn a_killed_order_service_resumes_every_saga_after_restart_at_every_step_b
 
 /// Many concurrent orders for limited stock: exactly the stock is sold, the rest are
 /// cancelled out of stock, and stock, money and notifications balance.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_orders_for_limited_stock_confirm_exactly_the_stock() {
     let _broker = crate::broker::BROKER.read().await;
     const STOCK: i64 = 15;
@@ -350,6 +371,25 @@ async fn concurrent_orders_for_limited_stock_confirm_exactly_the_stock() {
         pct(0.50),
         pct(0.99)
     );
+    // Server-side latency: order created → saga finished, from the saga overview.
+    let recent = get_json(&http, &order.url("/admin/sagas?limit=500"), "").await;
+    let mut server: Vec<f64> = recent["recent"]
+        .as_array()
+        .expect("recent")
+        .iter()
+        .filter_map(|s| {
+            let c = chrono::DateTime::parse_from_rfc3339(s["created_at"].as_str()?).ok()?;
+            let u = chrono::DateTime::parse_from_rfc3339(s["updated_at"].as_str()?).ok()?;
+            Some((u - c).num_milliseconds() as f64)
+        })
+        .collect();
+    server.sort_by(f64::total_cmp);
+    let spct = |p: f64| server[((server.len() as f64 * p).ceil() as usize).clamp(1, server.len()) - 1];
+    println!("server-side created→settled: p50 {} ms, p99 {} ms", spct(0.5), spct(0.99));
+    let metrics = http.get(order.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    for line in metrics.lines().filter(|l| l.starts_with("saga_steps_total") || l.starts_with("upstream_")) {
+        println!("{line}");
+    }
     order.stop().await;
     notify.stop().await;
     shop.close().await;

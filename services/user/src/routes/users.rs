@@ -69,7 +69,10 @@ fn email_taken(email: &EmailAddress) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
         "email_taken",
-        format!("an account for {} exists already; log in instead", email.as_str()),
+        format!(
+            "an account for {} exists already; log in instead",
+            email.as_str()
+        ),
     )
 }
 
@@ -122,10 +125,17 @@ pub async fn register(
         .hash(password.expose().to_owned())
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let user = insert_user(&state.pool, Uuid::new_v4(), &email, &name, &hash, "customer")
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| email_taken(&email))?;
+    let user = insert_user(
+        &state.pool,
+        Uuid::new_v4(),
+        &email,
+        &name,
+        &hash,
+        "customer",
+    )
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| email_taken(&email))?;
     state.metrics.registered.inc();
     Ok((StatusCode::CREATED, Json(user)))
 }
@@ -202,7 +212,10 @@ fn no_user(id: Uuid) -> ApiError {
 
 /// The claims of the request's bearer token, if it carries a valid one.
 fn token_claims(state: &AppState, headers: &HeaderMap) -> Option<Claims> {
-    let header = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     state.jwt.validate(bearer_token(header)?).ok()
 }
 

@@ -20,7 +20,9 @@ fn keys() -> JwtKeys {
 async fn register_then_login_issues_a_token_the_gateway_accepts() {
     let app = spawn_app().await;
 
-    let (status, user) = app.register("Ann@Example.com", "password-123", " Ann ").await;
+    let (status, user) = app
+        .register("Ann@Example.com", "password-123", " Ann ")
+        .await;
     let (login_status, login) = app.login("ann@example.com", "password-123").await;
 
     assert_eq!(status, 201);
@@ -44,7 +46,10 @@ async fn register_then_login_issues_a_token_the_gateway_accepts() {
 #[tokio::test]
 async fn duplicate_emails_and_bad_credentials_are_refused() {
     let app = spawn_app().await;
-    assert_eq!(app.register("bo@example.com", "password-123", "Bo").await.0, 201);
+    assert_eq!(
+        app.register("bo@example.com", "password-123", "Bo").await.0,
+        201
+    );
     let (status, v) = app.register("BO@example.com", "password-456", "Bo 2").await;
     assert_eq!((status, v["code"].as_str()), (409, Some("email_taken")));
     for (email, password) in [
@@ -53,13 +58,29 @@ async fn duplicate_emails_and_bad_credentials_are_refused() {
         ("not an email", "password-123"),
     ] {
         let (status, v) = app.login(email, password).await;
-        assert_eq!((status, v["code"].as_str()), (401, Some("invalid_credentials")), "{email}");
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (401, Some("invalid_credentials")),
+            "{email}"
+        );
     }
     for (body, code) in [
-        (json!({"email": "x", "password": "password-123", "name": "X"}), "invalid_email"),
-        (json!({"email": "x@y.io", "password": "short", "name": "X"}), "weak_password"),
-        (json!({"email": "x@y.io", "password": "password-123", "name": ""}), "invalid_name"),
-        (json!({"email": "x@y.io", "password": "password-123"}), "invalid_json"),
+        (
+            json!({"email": "x", "password": "password-123", "name": "X"}),
+            "invalid_email",
+        ),
+        (
+            json!({"email": "x@y.io", "password": "short", "name": "X"}),
+            "weak_password",
+        ),
+        (
+            json!({"email": "x@y.io", "password": "password-123", "name": ""}),
+            "invalid_name",
+        ),
+        (
+            json!({"email": "x@y.io", "password": "password-123"}),
+            "invalid_json",
+        ),
     ] {
         let (status, v) = app.post_json("/api/v1/users/register", &body).await;
         assert!((400..500).contains(&status), "{body}");
@@ -72,7 +93,12 @@ async fn me_needs_an_identity_and_can_be_changed() {
     let app = spawn_app().await;
     let (id, token) = app.signed_in("cy@example.com").await;
 
-    let anon = app.client.get(app.url("/api/v1/users/me")).send().await.expect("request");
+    let anon = app
+        .client
+        .get(app.url("/api/v1/users/me"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(anon.status(), 401);
     let me: Value = app
         .as_user(Method::GET, "/api/v1/users/me", &id, &token)
@@ -92,7 +118,10 @@ async fn me_needs_an_identity_and_can_be_changed() {
         .expect("request");
     assert_eq!(patched.status(), 200);
     let v: Value = patched.json().await.expect("json");
-    assert_eq!((v["name"].as_str(), v["email"].as_str()), (Some("Cy"), Some("cy2@example.com")));
+    assert_eq!(
+        (v["name"].as_str(), v["email"].as_str()),
+        (Some("Cy"), Some("cy2@example.com"))
+    );
 
     let wrong = app
         .as_user(Method::PATCH, "/api/v1/users/me", &id, &token)
@@ -150,14 +179,21 @@ async fn logout_revokes_the_token_until_it_expires() {
     // The revocation lives as long as the token could: 120 s + leeway, not forever.
     let infra = crate::helpers::infra().await;
     let client = redis::Client::open(infra.redis_url().expect("redis")).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("*revoked:{jti}"))
         .query_async(&mut conn)
         .await
         .expect("keys");
     assert_eq!(keys.len(), 1);
-    let ttl: i64 = redis::cmd("TTL").arg(&keys[0]).query_async(&mut conn).await.expect("ttl");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .expect("ttl");
     assert!((100..=126).contains(&ttl), "ttl {ttl}");
     // A new login is unaffected.
     let (_, fresh) = app.login("di@example.com", "password-123").await;
@@ -204,7 +240,10 @@ async fn logout_without_a_valid_token_or_with_someone_elses_is_refused() {
 #[tokio::test]
 async fn seeding_the_fixture_twice_creates_each_user_once_and_they_can_log_in() {
     let app = spawn_app().await;
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/seed/users.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/seed/users.json"
+    );
     let file: Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
     let n = file["users"].as_array().map(Vec::len).expect("users");
@@ -222,10 +261,11 @@ async fn seeding_the_fixture_twice_creates_each_user_once_and_they_can_log_in() 
     let (status, v) = app.login("test@msctl.local", "test-password").await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["user_id"], "00000000-0000-4000-8000-000000000002");
-    let role: String = sqlx::query_scalar("SELECT role FROM users WHERE email = 'admin@msctl.local'")
-        .fetch_one(&app.pool)
-        .await
-        .expect("admin");
+    let role: String =
+        sqlx::query_scalar("SELECT role FROM users WHERE email = 'admin@msctl.local'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("admin");
     assert_eq!(role, "admin");
 }
 
@@ -246,5 +286,8 @@ async fn health_ready_metrics_and_openapi_are_served() {
         .text()
         .await
         .expect("text");
-    assert!(text.contains("user_logins_total{result=\"failed\"} 1"), "{text}");
+    assert!(
+        text.contains("user_logins_total{result=\"failed\"} 1"),
+        "{text}"
+    );
 }
