@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
 use msctl_stack::model::Stack;
-use msctl_stack::runtime::{ContainerInfo, RuntimeError, LABEL_PROJECT};
+use msctl_stack::runtime::{ContainerInfo, ContainerState, RuntimeError, LABEL_PROJECT};
 use tokio::time::Instant;
 
 pub use crate::engine::FaultEngine;
@@ -83,6 +83,22 @@ enum Step {
     AddRoutes(Victim, Vec<Ipv4Addr>),
     Netem(Victim),
     SetHttp(Victim, HttpFault),
+}
+
+impl Step {
+    /// The container of a step that either happens whole or not at all (an engine call);
+    /// `None` for helper-container steps, which may have half happened.
+    fn refused_whole(&self) -> Option<&str> {
+        match self {
+            Step::Kill(v, _)
+            | Step::Stop(v, _)
+            | Step::Restart(v, _)
+            | Step::Pause(v)
+            | Step::Disconnect(v, _)
+            | Step::SetHttp(v, _) => Some(v.id.as_str()),
+            Step::AddRoutes(..) | Step::Netem(_) => None,
+        }
+    }
 }
 
 /// Fault injection on one project.
@@ -279,6 +295,23 @@ impl Chaos {
         seed: Option<u64>,
     ) -> Result<(Vec<Step>, Vec<Undo>, Vec<Victim>), ChaosError> {
         let infos = self.resolve_all(&spec.targets, seed).await?;
+        for i in &infos {
+            let fits = match spec.kind {
+                FaultKind::Restart => true,
+                FaultKind::Kill { .. } | FaultKind::Stop => {
+                    matches!(i.state, ContainerState::Running | ContainerState::Paused)
+                }
+                _ => i.state == ContainerState::Running,
+            };
+            if !fits {
+                return Err(ChaosError::Usage(format!(
+                    "container {} is {}, so {} does not apply; heal it (`msctl chaos heal`) or start it (`msctl up`) first",
+                    i.name,
+                    i.state,
+                    spec.kind.name()
+                )));
+            }
+        }
         let victims: Vec<Victim> = infos.iter().map(victim).collect();
         let mut steps = Vec::new();
         let mut undo = Vec::new();
@@ -499,7 +532,7 @@ impl Chaos {
                 addresses,
             } => {
                 let info = e.inspect(&container.id).await?;
-                if info.state != msctl_stack::runtime::ContainerState::Running {
+                if info.state != ContainerState::Running {
                     // Routes live in the network namespace, which a stopped container lost.
                     return Ok(());
                 }
@@ -508,7 +541,7 @@ impl Chaos {
             }
             Undo::Netem { container } => {
                 let info = e.inspect(&container.id).await?;
-                if info.state != msctl_stack::runtime::ContainerState::Running {
+                if info.state != ContainerState::Running {
                     return Ok(());
                 }
                 if e.endpoint(&container.id, &self.network()).await?.is_none() {
@@ -520,7 +553,7 @@ impl Chaos {
             }
             Undo::ClearHttp { container } => {
                 let info = e.inspect(&container.id).await?;
-                if info.state != msctl_stack::runtime::ContainerState::Running {
+                if info.state != ContainerState::Running {
                     // The fault lives in the process's memory; a stopped one has none.
                     return Ok(());
                 }
@@ -592,11 +625,26 @@ impl Chaos {
             spec.duration,
         )?;
         tracing::info!(fault = %record.id, kind = %record.kind, target = %record.target, "applying");
-        let results = join_all(steps.iter().map(|s| self.execute(s))).await;
-        if let Some(err) = results.into_iter().find_map(Result::err) {
-            // Put back what did take effect; keep the record if even that fails, so that
-            // `heal` retries.
-            return match self.run_undo(&record).await {
+        let mut results = join_all(steps.iter().map(|s| self.execute(s))).await;
+        let failed: BTreeSet<&str> = steps
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_err())
+            .filter_map(|(s, _)| s.refused_whole())
+            .collect();
+        if let Some(Err(err)) = results
+            .iter()
+            .position(Result::is_err)
+            .map(|i| results.swap_remove(i))
+        {
+            // Put back what did take effect (not what the engine refused outright: undoing
+            // a kill that did not happen would start a container the user had stopped);
+            // keep the record if even that fails, so that `heal` retries.
+            let mut partial = record.clone();
+            partial
+                .undo
+                .retain(|u| !failed.contains(u.container().id.as_str()));
+            return match self.run_undo(&partial).await {
                 Ok(()) => {
                     self.ledger.remove(&record.id)?;
                     Err(err)

@@ -360,7 +360,35 @@ async fn a_failed_apply_reverts_what_took_effect_and_leaves_no_record() {
     assert!(e.to_string().contains("injected failure"), "{e}");
     assert_eq!(fake.state("id-redis-1"), ContainerState::Running);
     assert!(fake.calls().contains(&"unpause p-redis-1".to_string()));
+    // What the engine refused is not "reverted".
+    assert!(!fake.calls().contains(&"unpause p-redis-2".to_string()));
     assert!(chaos.list().await.expect("list").is_empty());
+}
+
+// Undoing a kill of an already stopped container would start it: refuse up front.
+#[tokio::test]
+async fn faults_on_a_container_in_the_wrong_state_are_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (fake, chaos) = setup(dir.path(), |_| {});
+    chaos
+        .apply(&FaultSpec::new(FaultKind::Stop, t("postgres")))
+        .await
+        .expect("stop");
+    for kind in [
+        FaultKind::Kill {
+            signal: "SIGKILL".into(),
+        },
+        FaultKind::Pause,
+        FaultKind::Partition { from: vec![] },
+    ] {
+        let e = chaos
+            .apply(&FaultSpec::new(kind, t("postgres")))
+            .await
+            .expect_err("exited");
+        assert!(e.is_usage() && e.to_string().contains("is exited"), "{e}");
+    }
+    assert_eq!(chaos.list().await.expect("list").len(), 1);
+    assert_eq!(fake.calls(), ["stop 3s p-postgres-1"]);
 }
 
 #[tokio::test(start_paused = true)]
