@@ -103,7 +103,7 @@ pub fn judge_netem(out: &ExecOutput, setting: bool, container: &str) -> Result<(
     }
     if text.contains("qdisc kind is unknown") {
         return Err(ChaosError::Network(format!(
-            "the Docker engine's kernel has no netem qdisc (sch_netem), so latency and loss faults are not available here (tc in the network namespace of {container} said: {text}); load it on the engine host with `modprobe sch_netem`"
+            "the Docker engine's kernel has no netem qdisc (sch_netem), so latency and loss faults are not available here (tc in the network namespace of {container} said: {text}); on the engine host run `modprobe sch_netem`, or use a kernel built with CONFIG_NET_SCH_NETEM"
         )));
     }
     Err(ChaosError::Network(format!(
