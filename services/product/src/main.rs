@@ -24,7 +24,10 @@ async fn main() -> anyhow::Result<()> {
             let report = seed(&pool, parsed).await?;
             println!("{}", serde_json::to_string(&report)?);
         }
-        _ => anyhow::bail!("usage: product-service [--seed FILE]"),
+        _ => {
+            eprintln!("usage: product-service [--seed FILE]");
+            std::process::exit(2);
+        }
     }
     Ok(())
 }

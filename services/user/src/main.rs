@@ -26,7 +26,10 @@ async fn main() -> anyhow::Result<()> {
             let report = seed(&pool, &passwords, parsed).await?;
             println!("{}", serde_json::to_string(&report)?);
         }
-        _ => anyhow::bail!("usage: user-service [--seed FILE]"),
+        _ => {
+            eprintln!("usage: user-service [--seed FILE]");
+            std::process::exit(2);
+        }
     }
     Ok(())
 }

@@ -38,11 +38,34 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub pool: PgPool,
     shutdown: tokio_util::sync::CancellationToken,
+    /// (maintenance database URL, test database name), dropped with the app.
+    database: (String, String),
 }
 
 impl Drop for TestApp {
+    /// Stop the service and drop its database, so runs do not pile databases up in the
+    /// shared test Postgres. On a thread of its own: `Drop` cannot await.
     fn drop(&mut self) {
         self.shutdown.cancel();
+        let (url, db) = self.database.clone();
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&url).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                    .execute(&mut c)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("could not drop test database {}", self.database.1);
+        }
     }
 }
 
@@ -68,6 +91,7 @@ pub async fn spawn_app() -> TestApp {
         client: reqwest::Client::new(),
         pool,
         shutdown,
+        database: (infra.postgres_url("postgres").expect("postgres port"), db),
     }
 }
 
