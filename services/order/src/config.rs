@@ -6,7 +6,7 @@
 //! | `AMQP_URL` | required | `amqp://…/%2f` |
 //! | `ORDERS_EXCHANGE` | `orders` | topic exchange the outbox relay publishes to |
 //! | `PRODUCT_SERVICE` / `PAYMENT_SERVICE` | `product-service` / `payment-service` | registry names |
-//! | `SAGA_CONCURRENCY` | `32` | sagas executed at once by this instance |
+//! | `SAGA_CONCURRENCY` | `16` | sagas executed at once by this instance |
 //! | `SAGA_LEASE` | `30s` | how long a claimed saga is reserved for this instance |
 //! | `SAGA_DEADLINE` | `5m` | after this, forward steps that keep failing give up (compensate) |
 //! | `SAGA_RETRY_MAX` | `5s` | longest pause between retries of a failing step |
@@ -42,7 +42,7 @@ impl Default for SagaSettings {
         Self {
             product_service: "product-service".into(),
             payment_service: "payment-service".into(),
-            concurrency: 32,
+            concurrency: 16,
             lease: Duration::from_secs(30),
             deadline: Duration::from_secs(300),
             retry_base: Duration::from_millis(100),

@@ -75,9 +75,10 @@ pub async fn build(config: OrderConfig, options: Options) -> Result<RunningServi
     let mut host = ServiceHost::new(config.service.clone());
     host.openapi(openapi());
     let metrics = host.metrics().clone();
+    let policy = participant_policy();
     let client = match &options.directory {
-        Some(d) => ResilientClient::new(d.clone(), ClientPolicy::default(), metrics.clone()),
-        None => host.client(ClientPolicy::default()),
+        Some(d) => ResilientClient::new(d.clone(), policy, metrics.clone()),
+        None => host.client(policy),
     };
     let participants = participants::Participants::new(
         client,
@@ -135,6 +136,22 @@ pub async fn build(config: OrderConfig, options: Options) -> Result<RunningServi
         created: metrics.counter("orders_created_total", "Orders accepted.", &[]),
     };
     Ok(host.bind(routes::router(state)).await?)
+}
+
+/// The client policy for saga calls. The saga retries every transient failure itself, so
+/// the breaker only needs to shed load from a failing participant briefly: it opens after
+/// 10 consecutive failures (a burst of contention errors should not stall every saga) and
+/// probes again after 2 s rather than the default 10 s.
+fn participant_policy() -> ClientPolicy {
+    let d = ClientPolicy::default();
+    ClientPolicy {
+        breaker: service_kit::resilience::breaker::BreakerConfig {
+            failure_threshold: 10,
+            open_for: Duration::from_secs(2),
+            ..d.breaker
+        },
+        ..d
+    }
 }
 
 fn openapi() -> serde_json::Value {

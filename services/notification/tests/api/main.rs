@@ -40,7 +40,6 @@ struct App {
 
 impl App {
     async fn spawn() -> Self {
-        let _ = std::panic::catch_unwind(service_kit::init_tracing);
         let infra = infra().await;
         let id = Uuid::new_v4().simple().to_string();
         let topology = Topology::new(

@@ -19,6 +19,10 @@ static INFRA: OnceCell<TestInfra> = OnceCell::const_new();
 
 /// Postgres and RabbitMQ, booted once per test binary.
 pub async fn infra() -> &'static TestInfra {
+    if std::env::var_os("MSCTL_TEST_LOG").is_some() {
+        static LOG: std::sync::Once = std::sync::Once::new();
+        LOG.call_once(service_kit::init_tracing);
+    }
     INFRA
         .get_or_init(|| async {
             TestInfra::boot(
