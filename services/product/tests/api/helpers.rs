@@ -70,13 +70,19 @@ impl Drop for TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    let redis = infra().await.redis_url().expect("redis port");
+    spawn_app_with_redis(&redis).await
+}
+
+/// Like [`spawn_app`] with another Redis URL (e.g. one nobody listens on).
+pub async fn spawn_app_with_redis(redis_url: &str) -> TestApp {
     let infra = infra().await;
     let db = format!("product_test_{}", Uuid::new_v4().simple());
     let url = infra.postgres_url(&db).expect("postgres port");
     let settings = Settings {
         service: ServiceConfig::for_tests("product-service"),
         database: PgConnectOptions::from_str(&url).expect("url"),
-        redis_url: infra.redis_url().expect("redis port"),
+        redis_url: redis_url.to_owned(),
         redis_prefix: format!("{db}:"),
         cache_ttl: Duration::from_secs(30),
         admin_users: vec![ADMIN],

@@ -222,3 +222,30 @@ async fn health_ready_metrics_and_openapi_are_served() {
         "{text}"
     );
 }
+
+// Prevents: a Redis outage taking the catalog down with it; the cache is an optimisation.
+#[tokio::test]
+async fn without_redis_the_catalog_is_served_from_postgres_and_not_ready() {
+    let app = crate::helpers::spawn_app_with_redis("redis://127.0.0.1:1").await;
+    let id = app.create_product("No cache", 100, 2).await;
+
+    let get = app
+        .client
+        .get(app.url(&format!("/api/v1/products/{id}")))
+        .send()
+        .await
+        .expect("request");
+    let reserve = app.reserve(Uuid::new_v4(), &[(id, 1)]).await;
+    let ready = app
+        .client
+        .get(app.url("/ready"))
+        .send()
+        .await
+        .expect("request");
+
+    assert_eq!(get.status(), 200);
+    assert_eq!(reserve.0, 200);
+    assert_eq!(ready.status(), 503);
+    let v: Value = ready.json().await.expect("json");
+    assert_eq!(v["checks"]["postgres"], "ok");
+}
