@@ -133,3 +133,43 @@ async fn routes_by_prefix_balances_and_sets_identity() {
 
     drop((p1, p2, u1, gw, reg));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_balancing_strategy_spreads_load_over_instances() {
+    use service_kit::resilience::balancer::LoadBalancing;
+    let reg = spawn_registry(0).await;
+    let a = spawn_upstream("product-service", &reg.url(), "a").await;
+    let b = spawn_upstream("product-service", &reg.url(), "b").await;
+    wait_registered(&reg.url(), "product-service", 2).await;
+    let http = reqwest::Client::new();
+    for strategy in [
+        LoadBalancing::RoundRobin,
+        LoadBalancing::LeastConnections,
+        LoadBalancing::PowerOfTwoChoices,
+    ] {
+        let mut cfg = gateway_config();
+        cfg.policy.balancing = strategy;
+        let gw = spawn_gateway(&reg.url(), cfg).await;
+        let hits = |u: &Upstream| u.behaviour.hits.load(std::sync::atomic::Ordering::SeqCst);
+        let (a0, b0) = (hits(&a), hits(&b));
+        // Concurrent requests, so in-flight counts matter to the load-aware strategies.
+        let mut tasks = Vec::new();
+        for _ in 0..40 {
+            let (http, url) = (http.clone(), format!("{}/api/v1/products/1", gw.url()));
+            tasks.push(tokio::spawn(async move {
+                http.get(url).send().await.map(|r| r.status().as_u16())
+            }));
+        }
+        for t in tasks {
+            assert_eq!(
+                t.await.expect("joined").expect("answer"),
+                200,
+                "{strategy:?}"
+            );
+        }
+        let (da, db) = (hits(&a) - a0, hits(&b) - b0);
+        assert_eq!(da + db, 40, "{strategy:?}");
+        assert!(da >= 5 && db >= 5, "{strategy:?} sent {da}/{db}");
+        gw.stop().await;
+    }
+}
