@@ -18,13 +18,14 @@ cargo run --quiet -p msctl -- images build
 
 echo "== cargo test"
 status=0
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt || status=$?
+log="$(mktemp)"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 
 # Shared test infrastructure (stack::testing) is left running between local runs for
 # speed; remove it here so a test run leaves the engine as it found it.
 cargo run --quiet -p msctl -- --project msctl-test down --volumes >/dev/null 2>&1 || true
 
-passed=$(grep -Eo '^test result: .*' target/test-output.txt | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -Eo '^test result: .*' target/test-output.txt | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+passed=$(grep -Eo '^test result: .*' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: .*' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 echo "tests: $passed passed, $failed failed"
 exit $status
