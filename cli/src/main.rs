@@ -4,6 +4,7 @@
 mod chaos;
 mod output;
 mod progress;
+mod scenario;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +89,9 @@ enum Command {
     /// Inject faults (kill, stop, pause, partition, latency, loss, http) and heal them.
     #[command(subcommand)]
     Chaos(chaos::ChaosCommand),
+    /// Run scenario files (requests, chaos, load, SQL invariants) against the stack.
+    #[command(subcommand)]
+    Scenario(scenario::ScenarioCommand),
 }
 
 #[derive(Debug, Args)]
@@ -209,8 +213,9 @@ async fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
         Command::Config(ConfigCommand::Check) => {
             let stack = load(&cli)?;
+            let scenarios = scenario::check_catalog(&stack)?;
             println!(
-                "{}: ok ({} components, {} images)",
+                "{}: ok ({} components, {} images); {scenarios} scenarios ok",
                 cli.file.display(),
                 stack.components.len(),
                 stack.images.len()
@@ -307,6 +312,7 @@ async fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Chaos(cmd) => chaos::run(&cli, cmd, &progress).await,
+        Command::Scenario(cmd) => scenario::run(&cli, cmd).await,
         Command::Seed { component } => {
             let stack = load(&cli)?;
             let project = project(&cli, stack).await?;

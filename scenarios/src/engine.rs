@@ -671,9 +671,10 @@ impl Engine {
             if let Some(f) = &s.during {
                 match st.faults.state(f) {
                     Some((true, _)) => {}
-                    Some((false, _)) => return (
-                        Status::Failed,
-                        Some(format!(
+                    Some((false, _)) => {
+                        return (
+                            Status::Failed,
+                            Some(format!(
                             "fault {f:?} was no longer active: this check must hold while it is{}",
                             if attempts > 0 {
                                 format!(" ({attempts} attempts failed before it was healed)")
@@ -681,9 +682,10 @@ impl Engine {
                                 String::new()
                             }
                         )),
-                        None,
-                        attempts,
-                    ),
+                            None,
+                            attempts,
+                        )
+                    }
                     None => {
                         return (
                             Status::Error,

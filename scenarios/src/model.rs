@@ -115,7 +115,8 @@ struct RawMatcher {
     equals: Option<toml::Value>,
     not_equals: Option<toml::Value>,
     exists: Option<bool>,
-    matches: Option<Spanned<String>>,
+    // Not Spanned: `flatten` buffers values and loses spans; errors point at the entry.
+    matches: Option<String>,
     gte: Option<f64>,
     lte: Option<f64>,
     one_of: Option<Vec<toml::Value>>,
@@ -549,7 +550,10 @@ impl Ctx<'_> {
                 .as_ref()
                 .map(|v| self.json_value(v, span.clone())),
             exists: raw.exists,
-            matches: raw.matches.as_ref().and_then(|r| self.regex(r)),
+            matches: raw
+                .matches
+                .as_ref()
+                .and_then(|r| self.regex(&Spanned::new(span.clone(), r.clone()))),
             gte: raw.gte,
             lte: raw.lte,
             one_of: raw
@@ -599,6 +603,9 @@ impl Ctx<'_> {
         Matcher::equals(value)
     }
 
+    // Request and load-mix entries are different raw types (a load entry has a weight and
+    // statuses, no timeout), and `flatten` would lose the spans, so the parts come singly.
+    #[allow(clippy::too_many_arguments)]
     fn request(
         &mut self,
         method: &Spanned<String>,

@@ -167,7 +167,12 @@ async fn a_flow_passes_with_captures_eventually_and_rollbacks() {
     let shop = Shop::default();
     let addr = start(shop.clone()).await;
     let r = run(shop_env(addr, &shop), FLOW).await;
-    assert_eq!(r.status, Status::Passed, "{}", report::json(&[r.clone()]));
+    assert_eq!(
+        r.status,
+        Status::Passed,
+        "{}",
+        report::json(std::slice::from_ref(&r))
+    );
     let confirmed = r
         .steps
         .iter()
@@ -210,7 +215,7 @@ async fn a_broken_expectation_names_the_step_the_expectation_and_what_it_saw() {
         .any(|s| s.name == "confirmed eventually" && s.status == Status::Skipped));
     assert_eq!(shop.rollbacks.load(Ordering::SeqCst), 1);
     assert_eq!(
-        f.line, 14,
+        f.line, 13,
         "the step's line in the file (its [[steps]] header)"
     );
 }
@@ -258,7 +263,12 @@ async fn during_and_within_follow_the_fault() {
     let shop = Shop::default();
     let addr = start(shop.clone()).await;
     let r = run(shop_env(addr, &shop), FAULTY).await;
-    assert_eq!(r.status, Status::Passed, "{}", report::json(&[r.clone()]));
+    assert_eq!(
+        r.status,
+        Status::Passed,
+        "{}",
+        report::json(std::slice::from_ref(&r))
+    );
     assert!(!shop.broken.load(Ordering::SeqCst), "healed");
 
     // An expectation that holds only after the heal fails `during`.
@@ -288,7 +298,12 @@ request = { method = "POST", url = "{{gateway}}/orders", json = {} }
 expect = { status = 503 }
 "#;
     let r = run(shop_env(addr, &shop), text).await;
-    assert_eq!(r.status, Status::Passed, "{}", report::json(&[r.clone()]));
+    assert_eq!(
+        r.status,
+        Status::Passed,
+        "{}",
+        report::json(std::slice::from_ref(&r))
+    );
     assert!(!shop.broken.load(Ordering::SeqCst), "healed at the end");
     assert!(r
         .steps
@@ -342,7 +357,12 @@ load.requests = [
 ]
 "#;
     let r = run(shop_env(addr, &shop), text).await;
-    assert_eq!(r.status, Status::Passed, "{}", report::json(&[r.clone()]));
+    assert_eq!(
+        r.status,
+        Status::Passed,
+        "{}",
+        report::json(std::slice::from_ref(&r))
+    );
     let d = r.steps[0].details.clone().expect("stats");
     assert_eq!(d["requests"], 300);
     // Every request fails once the shop is broken: error_rate threshold trips.
@@ -416,7 +436,7 @@ fn parse_errors_name_file_line_and_column() {
         ("name = \"x\"\n[[steps]]\nsleep = \"soon\"\n", (3, 9), "not a duration"),
         ("name = \"x\"\n[[steps]]\nrequest = { url = \"{{oops\" }\n", (3, 19), "unclosed"),
         ("name = \"x\"\n[[steps]]\nrequest = { url = \"{{nope}}/\" }\n", (2, 1), "unknown variable"),
-        ("name = \"x\"\n[[steps]]\nsleep = \"1s\"\nwithin = { fault = \"f\", deadline = \"1s\" }\n", (4, 19), "no earlier chaos step"),
+        ("name = \"x\"\n[[steps]]\nrequest = { url = \"http://127.0.0.1/\" }\nwithin = { fault = \"f\", deadline = \"1s\" }\n", (4, 20), "no earlier chaos step"),
         ("name = \"x\"\n[[steps]]\nchaos = { fault = \"melt\", target = \"a\" }\n", (3, 19), "unknown fault"),
         ("name = \"x\"\n[[steps]]\nrequest = { url = \"http://127.0.0.1/\" }\nexpect = { json = [{ path = \"status\", equals = 1 }] }\n", (4, 29), "must start with '$'"),
         ("name = \"x\"\n[[steps]]\nbogus = 1\n", (3, 1), "unknown field"),
@@ -532,7 +552,7 @@ sql = { component = "order-service", query = "SELECT 'pending'::text AS status",
         f.name,
         "broken on purpose",
         "{}",
-        report::json(&[r.clone()])
+        report::json(std::slice::from_ref(&r))
     );
     assert_eq!(
         f.message.as_deref(),
