@@ -40,6 +40,20 @@ pub struct TestApp {
     shutdown: tokio_util::sync::CancellationToken,
     /// (maintenance database URL, test database name), dropped with the app.
     database: (String, String),
+    /// How this instance was configured, for [`TestApp::spawn_replica`].
+    settings: Settings,
+}
+
+/// A second instance over the same database and Redis prefix (the stack runs two).
+pub struct Replica {
+    pub address: String,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
 }
 
 impl Drop for TestApp {
@@ -87,7 +101,9 @@ pub async fn spawn_app_with_redis(redis_url: &str) -> TestApp {
         cache_ttl: Duration::from_secs(30),
         admin_users: vec![ADMIN],
     };
-    let app = Application::build(settings).await.expect("build app");
+    let app = Application::build(settings.clone())
+        .await
+        .expect("build app");
     let address = format!("http://{}", app.local_addr());
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
@@ -98,10 +114,21 @@ pub async fn spawn_app_with_redis(redis_url: &str) -> TestApp {
         pool,
         shutdown,
         database: (infra.postgres_url("postgres").expect("postgres port"), db),
+        settings,
     }
 }
 
 impl TestApp {
+    pub async fn spawn_replica(&self) -> Replica {
+        let app = Application::build(self.settings.clone())
+            .await
+            .expect("build replica");
+        let address = format!("http://{}", app.local_addr());
+        let shutdown = app.shutdown_token();
+        tokio::spawn(app.run_until_stopped());
+        Replica { address, shutdown }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

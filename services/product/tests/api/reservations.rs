@@ -241,3 +241,68 @@ async fn concurrent_reservations_never_oversell() {
     assert_eq!(available + reserved_now + sold, stock, "invariant");
     assert_eq!((available, reserved_now, sold), (stock / 2, 0, stock / 2));
 }
+
+// Prevents: two replicas (the stack runs product-service twice) overselling between them,
+// or one replica serving a cached view the other has made stale.
+#[tokio::test]
+async fn two_replicas_share_stock_and_cache_invalidation() {
+    let app = Arc::new(spawn_app().await);
+    let replica = app.spawn_replica().await;
+    let stock = 6;
+    let p = app.create_product("Shared", 250, stock).await;
+    let view = |base: &str| {
+        let url = format!("{base}/api/v1/products/{p}");
+        let client = app.client.clone();
+        async move {
+            let r = client.get(url).send().await.expect("request");
+            let v: serde_json::Value = r.json().await.expect("json");
+            v["stock"].clone()
+        }
+    };
+    // Warm the cache through the replica.
+    assert_eq!(view(&replica.address).await["available"], stock);
+
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let base = if i % 2 == 0 {
+            app.address.clone()
+        } else {
+            replica.address.clone()
+        };
+        let client = app.client.clone();
+        tasks.push(tokio::spawn(async move {
+            let body =
+                json!({"order_id": Uuid::new_v4(), "items": [{"product_id": p, "quantity": 1}]});
+            for _ in 0..50 {
+                let r = client
+                    .post(format!("{base}/internal/reservations"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("request");
+                let status = r.status().as_u16();
+                if status != 503 {
+                    return status;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("still 503 after 50 tries");
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            200 => ok += 1,
+            409 => {}
+            other => panic!("status {other}"),
+        }
+    }
+
+    assert_eq!(ok, stock);
+    assert_eq!(app.stock(p).await, (0, stock, 0));
+    // Writes through either instance invalidated the shared cache.
+    assert_eq!(
+        view(&replica.address).await,
+        json!({"available": 0, "reserved": stock, "sold": 0})
+    );
+}
