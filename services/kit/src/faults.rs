@@ -41,6 +41,9 @@ pub struct FaultSpec {
     /// How long the fault lasts (`30s`, `2m`); unset = until deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
+    /// Alternative to `duration`, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
     /// Fail the first N matching requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_n: Option<u64>,
@@ -73,9 +76,13 @@ impl FaultSpec {
         if delay > Duration::from_secs(300) {
             return Err(bad("delay_ms must be at most 300000".into()));
         }
-        let until = match &self.duration {
-            None => None,
-            Some(d) => Some(
+        let until = match (&self.duration, self.duration_ms) {
+            (Some(_), Some(_)) => {
+                return Err(bad("give duration or duration_ms, not both".into()));
+            }
+            (None, Some(ms)) => Some(now + Duration::from_millis(ms)),
+            (None, None) => None,
+            (Some(d), None) => Some(
                 now + humantime::parse_duration(d)
                     .map_err(|e| bad(format!("duration {d:?} is not a duration like 30s ({e})")))?,
             ),

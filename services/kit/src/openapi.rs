@@ -38,6 +38,7 @@ pub fn document(service: &str, paths: Value) -> Value {
                 "delay_ms": {"type": "integer", "minimum": 0},
                 "path_prefix": {"type": "string"},
                 "duration": {"type": "string", "description": "e.g. 30s"},
+                "duration_ms": {"type": "integer", "minimum": 0},
                 "first_n": {"type": "integer", "minimum": 0}}}
         }}
     })

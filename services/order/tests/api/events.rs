@@ -89,8 +89,9 @@ async fn order_created_is_published_through_the_outbox_and_stored_once() {
     notify.stop().await;
 }
 
-/// Orders keep flowing while RabbitMQ is down; every event is delivered once it is back.
-#[tokio::test]
+/// Orders keep flowing (and sagas finish) while RabbitMQ is down; every event is
+/// delivered exactly once after it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_written_while_rabbitmq_is_down_are_all_delivered_once_it_is_back() {
     use crate::broker::*;
     let _exclusive = BROKER.write().await;
@@ -114,21 +115,34 @@ async fn events_written_while_rabbitmq_is_down_are_all_delivered_once_it_is_back
             .then_some(())
     })
     .await;
-    let order = spawn_order(OrderSpec::new(&world)).await;
-    let item = || json!([{"product_id": uuid::Uuid::new_v4(), "quantity": 1}]);
-    let mut ids = Vec::new();
+    let shop = Shop::open().await;
+    let product = shop.add_product(300, 20).await;
+    let order = spawn_order(OrderSpec {
+        directory: Some(shop.directory.clone()),
+        ..OrderSpec::new(&world)
+    })
+    .await;
+    let body = move |i: usize| {
+        let card = if i % 4 == 3 { DECLINED_CARD } else { GOOD_CARD };
+        json!({"items": [{"product_id": product, "quantity": 1}], "card": card})
+    };
+    let mut ids: Vec<(String, String)> = Vec::new();
     for i in 0..5 {
-        let o: Value = place(&http, &order, &format!("u{i}"), item(), "4242", None)
+        let user = format!("u{i}");
+        let r = http
+            .post(order.url("/api/v1/orders"))
+            .header("x-user-id", &user)
+            .json(&body(i))
+            .send()
             .await
-            .json()
-            .await
-            .expect("json");
-        ids.push(o["id"].as_str().expect("id").to_owned());
+            .expect("POST");
+        let o: Value = r.json().await.expect("json");
+        ids.push((user, o["id"].as_str().expect("id").to_owned()));
     }
     eventually(
         "first events delivered",
-        Duration::from_secs(20),
-        || async { (notifications(&http, &notify, "").await.len() == 5).then_some(()) },
+        Duration::from_secs(30),
+        || async { (notifications(&http, &notify, "").await.len() == 10).then_some(()) },
     )
     .await;
 
@@ -139,25 +153,44 @@ async fn events_written_while_rabbitmq_is_down_are_all_delivered_once_it_is_back
         tokio::spawn(async move {
             let mut ids = Vec::new();
             for i in 0..20 {
+                let user = format!("d{i}");
                 let r = http
                     .post(format!("{order_url}/api/v1/orders"))
-                    .header("x-user-id", format!("d{i}"))
-                    .json(&json!({"items": [{"product_id": uuid::Uuid::new_v4(), "quantity": 1}], "card": "4242"}))
+                    .header("x-user-id", &user)
+                    .json(&body(i))
                     .send()
                     .await
                     .expect("POST while rabbitmq is down");
-                assert_eq!(r.status(), 202, "orders are accepted while rabbitmq is down");
+                assert_eq!(
+                    r.status(),
+                    202,
+                    "orders are accepted while rabbitmq is down"
+                );
                 let o: Value = r.json().await.expect("json");
-                ids.push(o["id"].as_str().expect("id").to_owned());
+                ids.push((user, o["id"].as_str().expect("id").to_owned()));
             }
-            let lag = eventually("outbox lag visible", Duration::from_secs(10), || {
-                let http = http.clone();
-                let url = format!("{order_url}/admin/sagas");
-                async move {
-                    let s: Value = http.get(url).header("x-admin-token", ADMIN).send().await.ok()?.json().await.ok()?;
-                    (s["outbox"]["unpublished"].as_i64()? >= 20).then_some(s["outbox"]["unpublished"].clone())
-                }
-            })
+            // 20 order.created, then one order.confirmed/cancelled per finished saga.
+            let lag = eventually(
+                "sagas finished, outbox lag visible",
+                Duration::from_secs(60),
+                || {
+                    let http = http.clone();
+                    let url = format!("{order_url}/admin/sagas");
+                    async move {
+                        let s: Value = http
+                            .get(url)
+                            .header("x-admin-token", ADMIN)
+                            .send()
+                            .await
+                            .ok()?
+                            .json()
+                            .await
+                            .ok()?;
+                        (s["orders"]["pending"] == 0 && s["outbox"]["unpublished"].as_i64()? >= 40)
+                            .then_some(s["outbox"]["unpublished"].clone())
+                    }
+                },
+            )
             .await;
             (ids, lag)
         })
@@ -169,7 +202,7 @@ async fn events_written_while_rabbitmq_is_down_are_all_delivered_once_it_is_back
         Ok(v) => v,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
-    assert!(lag.as_i64() >= Some(20), "{lag}");
+    assert_eq!(lag.as_i64(), Some(40), "{lag}");
     ids.extend(during_ids);
 
     let all = eventually(
@@ -177,22 +210,31 @@ async fn events_written_while_rabbitmq_is_down_are_all_delivered_once_it_is_back
         Duration::from_secs(90),
         || async {
             let n = notifications(&http, &notify, "").await;
-            (n.len() >= ids.len()).then_some(n)
+            (n.len() >= 2 * ids.len()).then_some(n)
         },
     )
     .await;
-    // Exactly one order.created notification per order, none lost, none doubled.
-    let mut per_order = std::collections::HashMap::new();
+    // Per order exactly one order.created and one order.confirmed or order.cancelled
+    // (matching the order's final status): none lost, none doubled.
+    let mut per_order: std::collections::HashMap<String, Vec<String>> = Default::default();
     for n in &all {
-        assert_eq!(n["event_type"], "order.created");
-        *per_order
+        per_order
             .entry(n["order_id"].as_str().unwrap_or("").to_owned())
-            .or_insert(0) += 1;
+            .or_default()
+            .push(n["event_type"].as_str().unwrap_or("").to_owned());
     }
-    for id in &ids {
-        assert_eq!(per_order.get(id), Some(&1), "order {id}: {per_order:?}");
+    for (user, id) in &ids {
+        let o = get_json(&http, &order.url(&format!("/api/v1/orders/{id}")), user).await;
+        let mut want = vec![
+            "order.created".to_owned(),
+            format!("order.{}", o["status"].as_str().unwrap_or("?")),
+        ];
+        want.sort();
+        let mut got = per_order.get(id).cloned().unwrap_or_default();
+        got.sort();
+        assert_eq!(got, want, "order {id}");
     }
-    assert_eq!(all.len(), ids.len());
+    assert_eq!(all.len(), 2 * ids.len());
     eventually("outbox drained", Duration::from_secs(20), || async {
         let s = get_json(&http, &order.url("/admin/sagas"), "").await;
         (s["outbox"]["unpublished"] == 0).then_some(())
@@ -200,4 +242,5 @@ async fn events_written_while_rabbitmq_is_down_are_all_delivered_once_it_is_back
     .await;
     order.stop().await;
     notify.stop().await;
+    shop.close().await;
 }

@@ -380,3 +380,78 @@ async fn concurrent_orders_for_limited_stock_confirm_exactly_the_stock() {
     notify.stop().await;
     shop.close().await;
 }
+
+/// A commit refused after the charge (the reservation was released behind the saga's
+/// back) compensates in reverse: refund, then release; the order ends cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_commit_refunds_the_charge_and_cancels() {
+    let world = World::new().await;
+    let shop = Shop::open().await;
+    let http = http();
+    let p = shop.add_product(4100, 3).await;
+    // Stop before the commit, release the reservation directly, then resume.
+    let hook: order_service::CrashHook =
+        Arc::new(|_, b| b == Boundary::AfterRecord(SagaState::Committing));
+    let first = spawn_order(OrderSpec {
+        directory: Some(shop.directory.clone()),
+        hook: Some(hook),
+        saga: fast_saga(Duration::from_secs(1)),
+        ..OrderSpec::new(&world)
+    })
+    .await;
+    let id = place_one(&http, &first, "ivy", p, 1, GOOD_CARD).await;
+    eventually("charged", Duration::from_secs(30), || async {
+        let (s, v) = shop.payment_of(&id, "ivy").await;
+        (s == 200 && v["status"] == "captured").then_some(())
+    })
+    .await;
+    first.stop().await;
+    let released = http
+        .post(
+            shop.product
+                .url(&format!("/internal/reservations/{id}/release")),
+        )
+        .send()
+        .await
+        .expect("release");
+    assert_eq!(released.status(), 200);
+    let second = spawn_order(OrderSpec {
+        directory: Some(shop.directory.clone()),
+        saga: fast_saga(Duration::from_secs(1)),
+        ..OrderSpec::new(&world)
+    })
+    .await;
+    let o = settled(&http, &second, "ivy", &id).await;
+    assert_eq!(o["status"], "cancelled", "{o}");
+    assert!(
+        o["reason"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("commit_rejected"),
+        "{o}"
+    );
+    let ledger = shop.ledger().await;
+    assert_eq!(
+        (
+            ledger["captured_cents"].as_i64(),
+            ledger["refunded_cents"].as_i64()
+        ),
+        (Some(4100), Some(4100)),
+        "{ledger}"
+    );
+    assert_eq!(shop.stock(p).await, (3, 0, 0));
+    let journal = get_json(&http, &second.url(&format!("/admin/sagas/{id}")), "").await;
+    let steps: Vec<&str> = journal["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        vec!["reserve", "charge", "commit", "refund", "release"],
+        "{journal}"
+    );
+    second.stop().await;
+    shop.close().await;
+}

@@ -212,3 +212,34 @@ async fn bad_cards_and_amounts_are_4xx() {
         assert_eq!(v["code"], code, "{body}");
     }
 }
+
+// Prevents: a charge racing its own compensation leaving money captured for a cancelled
+// order (the refund must win or the charge must be refused).
+#[tokio::test]
+async fn a_charge_racing_its_refund_never_leaves_money_captured() {
+    let app = Arc::new(spawn_app().await);
+    let orders: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    let mut tasks = Vec::new();
+    for order in &orders {
+        let (a, b) = (app.clone(), app.clone());
+        let order = *order;
+        tasks.push(tokio::spawn(
+            async move { a.charge(order, 700, CARD).await.0 },
+        ));
+        tasks.push(tokio::spawn(async move { b.refund(order).await.0 }));
+    }
+    for t in tasks {
+        let status = t.await.expect("task");
+        assert!(status == 200 || status == 409, "status {status}");
+    }
+    for order in &orders {
+        // Either the refund came first (tombstone; the charge was refused) or the charge
+        // came first and the refund undid it: never a capture alone.
+        let ledger = app.ledger(*order).await;
+        assert!(
+            ledger.is_empty()
+                || ledger == vec![("capture".to_owned(), 700), ("refund".to_owned(), 700)],
+            "{ledger:?}"
+        );
+    }
+}
