@@ -46,7 +46,8 @@ pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// A fault that was applied.
 #[derive(Debug, Clone)]
 pub struct Applied {
-    /// Its ledger entry (state active; already removed for one-shot faults like restart).
+    /// Its ledger entry, state active (one-shot faults like restart are already removed
+    /// from the ledger).
     pub record: FaultRecord,
     /// From the call to the fault being in effect.
     pub took: Duration,
@@ -658,10 +659,11 @@ impl Chaos {
         let mut record = record;
         if spec.kind.is_lasting() {
             self.ledger.activate(&record.id)?;
-            record.state = FaultState::Active;
         } else {
+            // Done already: nothing to revert, so nothing to keep.
             self.ledger.remove(&record.id)?;
         }
+        record.state = FaultState::Active;
         Ok(Applied {
             record,
             took: started.elapsed(),
