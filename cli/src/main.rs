@@ -2,6 +2,7 @@
 //! down. This file is wiring only: parse arguments, load the stack, call the library, print.
 
 mod chaos;
+mod dash;
 mod output;
 mod progress;
 mod scenario;
@@ -92,6 +93,8 @@ enum Command {
     /// Run scenario files (requests, chaos, load, SQL invariants) against the stack.
     #[command(subcommand)]
     Scenario(scenario::ScenarioCommand),
+    /// Live terminal dashboard: components, upstreams, sagas, traffic, faults, logs.
+    Dash,
 }
 
 #[derive(Debug, Args)]
@@ -313,6 +316,7 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Chaos(cmd) => chaos::run(&cli, cmd, &progress).await,
         Command::Scenario(cmd) => scenario::run(&cli, cmd).await,
+        Command::Dash => dash::run(load(&cli)?, cli.project.clone()).await,
         Command::Seed { component } => {
             let stack = load(&cli)?;
             let project = project(&cli, stack).await?;
