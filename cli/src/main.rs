@@ -28,11 +28,11 @@ use progress::Verbosity;
 #[derive(Debug, Parser)]
 #[command(name = "msctl", version, about, propagate_version = true)]
 struct Cli {
-    /// The stack file.
+    /// The stack file. Given before the command (`msctl -f other.toml up`), as with docker
+    /// compose, so that `logs -f` can mean follow.
     #[arg(
         long,
         short = 'f',
-        global = true,
         env = "MSCTL_FILE",
         default_value = "stack.toml"
     )]
