@@ -83,5 +83,7 @@ pub async fn start_rabbitmq() -> u16 {
     let infra = TestInfra::boot(env!("CARGO_MANIFEST_DIR"), &["rabbitmq"])
         .await
         .expect("rabbitmq back up");
-    infra.port("rabbitmq", 5672).expect("amqp port")
+    let port = infra.port("rabbitmq", 5672).expect("amqp port");
+    crate::helpers::AMQP_PORT.store(port, std::sync::atomic::Ordering::SeqCst);
+    port
 }

@@ -96,7 +96,14 @@ async fn events_written_while_rabbitmq_is_down_are_all_delivered_once_it_is_back
     use crate::broker::*;
     let _exclusive = BROKER.write().await;
     let infra = infra().await;
-    let hop = Hop::start(infra.port("rabbitmq", 5672).expect("amqp port")).await;
+    let current = amqp_url(infra);
+    let port = current
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("amqp port");
+    let hop = Hop::start(port).await;
     let mut world = World::new().await;
     world.amqp_url = format!("amqp://msctl:msctl@127.0.0.1:{}/%2f", hop.port);
     let notify = spawn_notification(&world).await;

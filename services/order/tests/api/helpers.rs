@@ -35,6 +35,18 @@ pub async fn infra() -> &'static TestInfra {
         .await
 }
 
+/// The AMQP port after [`crate::broker::start_rabbitmq`] (the engine may give the
+/// restarted container another host port); 0 until then.
+pub static AMQP_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+/// The current AMQP URL of the test project's RabbitMQ.
+pub fn amqp_url(infra: &TestInfra) -> String {
+    match AMQP_PORT.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => infra.amqp_url().expect("rabbitmq port"),
+        port => format!("amqp://msctl:msctl@127.0.0.1:{port}/%2f"),
+    }
+}
+
 /// Names and URLs of one test's world.
 #[derive(Debug, Clone)]
 pub struct World {
@@ -56,7 +68,7 @@ impl World {
             notifications_db: infra
                 .postgres_url(&format!("notifications_t{id}"))
                 .expect("postgres port"),
-            amqp_url: infra.amqp_url().expect("rabbitmq port"),
+            amqp_url: amqp_url(infra),
             exchange: format!("orders.test.{id}"),
             queue: format!("notifications.test.{id}"),
         }
