@@ -111,16 +111,24 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// POST `body`; a 503 (database pool exhausted on a loaded machine) is retried, as
+    /// every caller of these services does.
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        for _ in 0..50 {
+            let r = self
+                .client
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .expect("request");
+            let status = r.status().as_u16();
+            if status != 503 {
+                return (status, r.json().await.unwrap_or(Value::Null));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("POST {path} still 503 after 50 tries");
     }
 
     pub async fn register(&self, email: &str, password: &str, name: &str) -> (u16, Value) {
