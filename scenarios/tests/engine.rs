@@ -560,3 +560,13 @@ sql = { component = "order-service", query = "SELECT 'pending'::text AS status",
     );
     assert_eq!(r.counts(), (4, 1, 0, 0));
 }
+
+#[test]
+fn the_readme_example_parses() {
+    let readme = std::fs::read_to_string(root().join("scenarios/README.md")).expect("README");
+    let start = readme.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let end = start + readme[start..].find("```").expect("closed");
+    let s = scenario(&readme[start..end]);
+    assert_eq!(s.steps.len(), 4);
+    assert_eq!(s.rollbacks.len(), 1);
+}
