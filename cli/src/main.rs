@@ -30,12 +30,7 @@ use progress::Verbosity;
 struct Cli {
     /// The stack file. Given before the command (`msctl -f other.toml up`), as with docker
     /// compose, so that `logs -f` can mean follow.
-    #[arg(
-        long,
-        short = 'f',
-        env = "MSCTL_FILE",
-        default_value = "stack.toml"
-    )]
+    #[arg(long, short = 'f', env = "MSCTL_FILE", default_value = "stack.toml")]
     file: PathBuf,
     /// Project name (prefix of every container, network and volume); defaults to the
     /// stack file's `name`.
