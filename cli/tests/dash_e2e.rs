@@ -58,16 +58,17 @@ fn host_port(rows: &[Value], component: &str) -> Option<u16> {
 /// A tmux session running `msctl dash`; killed on drop, and the stack healed.
 struct Dash {
     session: String,
+    file: PathBuf,
+    project: String,
 }
 
 impl Dash {
-    fn start(width: u16, height: u16) -> Self {
-        let session = format!("msctl-dash-e2e-{}", std::process::id());
+    fn start(file: PathBuf, project: String, width: u16, height: u16) -> Self {
+        let session = format!("msctl-dash-e2e-{project}-{}", std::process::id());
         let cmd = format!(
-            "{} --file {} --project {} dash 2> /tmp/{session}.stderr",
+            "{} --file {} --project {project} dash 2> /tmp/{session}.stderr",
             env!("CARGO_BIN_EXE_msctl"),
-            stack_file().display(),
-            project()
+            file.display(),
         );
         let ok = Command::new("tmux")
             .args(["new-session", "-d", "-s", &session])
@@ -77,7 +78,11 @@ impl Dash {
             .expect("tmux")
             .success();
         assert!(ok, "tmux new-session failed");
-        Self { session }
+        Self {
+            session,
+            file,
+            project,
+        }
     }
 
     /// The screen as text (`escapes` keeps colours and reverse video).
@@ -116,6 +121,23 @@ impl Dash {
         }
     }
 
+    /// Moves the selection (it starts on the top row) down until `target`'s row is shown
+    /// in reverse video.
+    fn select(&self, target: &str) {
+        for _ in 0..20 {
+            let raw = self.screen(true);
+            if raw
+                .lines()
+                .any(|l| l.contains(target) && l.contains("\u{1b}[7m"))
+            {
+                return;
+            }
+            self.keys(&["Down"]);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("could not select {target}:\n{}", self.screen(false));
+    }
+
     fn alive(&self) -> bool {
         Command::new("tmux")
             .args(["has-session", "-t", &self.session])
@@ -130,7 +152,11 @@ impl Drop for Dash {
         let _ = Command::new("tmux")
             .args(["kill-session", "-t", &self.session])
             .status();
-        let _ = msctl(&["chaos", "heal"]);
+        let _ = Command::new(env!("CARGO_BIN_EXE_msctl"))
+            .arg("--file")
+            .arg(&self.file)
+            .args(["--project", &self.project, "chaos", "heal"])
+            .output();
     }
 }
 
@@ -209,7 +235,7 @@ fn dash_kill_shows_the_replica_down_and_the_breaker_change_then_heals() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = traffic(gateway, stop.clone());
-    let dash = Dash::start(120, 40);
+    let dash = Dash::start(stack_file(), project(), 120, 40);
 
     // The stack appears, and the gateway has used both product instances.
     dash.wait_for(
@@ -296,4 +322,123 @@ fn dash_kill_shows_the_replica_down_and_the_breaker_change_then_heals() {
     stop.store(true, Ordering::Relaxed);
     let sent = load.join().unwrap_or(0);
     println!("{sent} requests sent through the gateway during the test");
+}
+
+/// A small project of its own (images only, nothing built): `up`, then `down --volumes`
+/// on drop.
+struct Isolated {
+    dir: tempfile::TempDir,
+}
+
+const ISOLATED: &str = "msctl-dash-test";
+
+impl Isolated {
+    fn file(&self) -> PathBuf {
+        self.dir.path().join("stack.toml")
+    }
+    fn msctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_msctl"))
+            .arg("--file")
+            .arg(self.file())
+            .args(["--project", ISOLATED])
+            .args(args)
+            .output()
+            .expect("run msctl")
+    }
+}
+
+impl Drop for Isolated {
+    fn drop(&mut self) {
+        let _ = self.msctl(&["down", "--volumes"]);
+    }
+}
+
+/// The same keys on a project this test owns (redis, registry, gateway — images the
+/// default stack builds), so that kill → exited → heal → running is checked on the real
+/// engine even where the business services are not up.
+#[test]
+fn dash_kill_and_heal_on_an_isolated_project() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        println!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("stack.toml"),
+        r#"name = "msctl-dash-test"
+
+[components.redis]
+image = "msctl/redis:dev"
+ports = ["6379"]
+health = { command = ["redis-cli", "ping"], interval = "1s", timeout = "3s", retries = 60 }
+
+[components.registry]
+image = "msctl/services:dev"
+command = ["registry"]
+environment = { PORT = "8500", RUST_LOG = "info", ADMIN_TOKEN = "msctl-admin" }
+ports = ["8500"]
+metrics = { port = 8500 }
+health = { http = "/health", port = 8500, interval = "1s", timeout = "2s", retries = 30 }
+
+[components.gateway]
+image = "msctl/services:dev"
+command = ["gateway"]
+environment = { SERVICE_NAME = "gateway", PORT = "8080", REGISTRY_URL = "http://registry:8500", ADMIN_TOKEN = "msctl-admin", JWT_SECRET = "dash-test-secret", JWT_ISSUER = "msctl", RUST_LOG = "info" }
+ports = ["8080"]
+depends_on = { registry = "healthy" }
+metrics = { port = 8080 }
+health = { http = "/health", port = 8080, interval = "1s", timeout = "2s", retries = 30 }
+"#,
+    )
+    .expect("write stack");
+    let env = Isolated { dir };
+    let up = env.msctl(&["up", "--timeout", "5m"]);
+    if !up.status.success() {
+        let err = String::from_utf8_lossy(&up.stderr);
+        if up.status.code() == Some(3) || err.contains("No such image") || err.contains("not found")
+        {
+            println!("SKIPPED: cannot boot the test project: {}", err.trim());
+            return;
+        }
+        panic!("up failed: {err}");
+    }
+    let dash = Dash::start(env.file(), ISOLATED.to_string(), 80, 24);
+    dash.wait_for(
+        "redis running and the gateway answering",
+        Duration::from_secs(60),
+        |s| {
+            row(s, "redis#1").is_some_and(|l| l.contains("running"))
+                && s.contains("gateway upstreams")
+                && !s.contains("lost: no running gateway")
+        },
+    );
+    dash.select("redis#1");
+    dash.keys(&["k"]);
+    dash.wait_for("the kill confirmation", Duration::from_secs(10), |s| {
+        s.contains("kill redis#1 (SIGKILL)?")
+    });
+    dash.keys(&["y"]);
+    let t0 = Instant::now();
+    let s = dash.wait_for(
+        "redis#1 exited and its fault listed",
+        Duration::from_secs(60),
+        |s| {
+            row(s, "redis#1").is_some_and(|l| l.contains("exited"))
+                && s.contains("kill SIGKILL redis#1")
+        },
+    );
+    println!("kill seen after {:.1}s:\n{s}", t0.elapsed().as_secs_f64());
+    dash.keys(&["h"]);
+    dash.wait_for(
+        "redis#1 back and no faults",
+        Duration::from_secs(120),
+        |s| row(s, "redis#1").is_some_and(|l| l.contains("running")) && s.contains("faults (0)"),
+    );
+    println!("healed after {:.1}s", t0.elapsed().as_secs_f64());
+    dash.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dash.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!dash.alive(), "q did not end msctl dash");
 }

@@ -31,6 +31,7 @@ use msctl_stack::runtime::Runtime;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -38,8 +39,10 @@ use input::{Action, Command};
 use sources::http::Endpoint;
 use state::{Confirm, Snapshot, Update};
 
-/// How often the screen is redrawn without news (feed ages in titles move on).
+/// How often the screen is redrawn without news.
 const REDRAW: Duration = Duration::from_secs(1);
+/// Shortest time between two frames drawn for source updates.
+const MIN_FRAME: Duration = Duration::from_millis(250);
 
 /// Puts the terminal in raw mode on the alternate screen and restores it on drop — on a
 /// normal exit, an error, or (with [`install_panic_hook`]) a panic.
@@ -137,21 +140,34 @@ pub async fn run(stack: msctl_stack::model::Stack, project: Option<String>) -> R
     let mut tick = tokio::time::interval(REDRAW);
     let mut logs: Option<CancellationToken> = None;
     let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut keyed = false;
+    // Sources send several messages a second (a stats sample per container); they are
+    // folded into the snapshot as they come and drawn at most every MIN_FRAME, while a
+    // key is drawn at once.
+    let mut dirty = true;
+    let mut last_draw = Instant::now();
     let result: Result<()> = loop {
-        if let Err(e) = guard.terminal.draw(|f| ui::draw(f, &snap)) {
-            break Err(e.into());
+        if dirty && (keyed || last_draw.elapsed() >= MIN_FRAME) {
+            if let Err(e) = guard.terminal.draw(|f| ui::draw(f, &snap)) {
+                break Err(e.into());
+            }
+            dirty = false;
+            keyed = false;
+            last_draw = Instant::now();
         }
+        let next_frame = last_draw + MIN_FRAME;
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tick.tick() => dirty = true,
+            _ = tokio::time::sleep_until(next_frame), if dirty => {}
             _ = tokio::signal::ctrl_c() => break Ok(()),
             _ = term.recv() => break Ok(()),
             update = rx.recv() => {
                 let Some(update) = update else { break Ok(()) };
                 snap.apply(update);
-                // Take whatever else is queued before drawing once.
                 while let Ok(more) = rx.try_recv() {
                     snap.apply(more);
                 }
+                dirty = true;
             }
             event = keys.next() => match event {
                 Some(Ok(Event::Key(key))) => {
@@ -162,6 +178,12 @@ pub async fn run(stack: msctl_stack::model::Stack, project: Option<String>) -> R
                         break Ok(());
                     }
                     handle(action, &mut snap, &chaos, &runtime, &tx, &cancel, &mut logs, &tracker);
+                    dirty = true;
+                    keyed = true;
+                }
+                Some(Ok(Event::Resize(..))) => {
+                    dirty = true;
+                    keyed = true;
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => break Err(e.into()),

@@ -1,7 +1,7 @@
 //! Request rate, p99 latency and error share of every replica that publishes Prometheus
 //! metrics, from two consecutive scrapes of its `/metrics` on its 127.0.0.1 port. Probe
-//! and scrape routes (`/health`, `/ready`, `/metrics`) are left out so that an idle stack
-//! reads 0 req/s.
+//! and scrape routes (`/health`, `/ready`, `/metrics`) and admin calls (`/admin/…`, which
+//! include the dashboard's own polling) are left out so that an idle stack reads 0 req/s.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,11 +25,10 @@ pub struct Sample {
     pub buckets: Vec<(f64, f64)>,
 }
 
-/// Routes that are probes rather than traffic.
+/// Routes that are probes or admin calls rather than traffic.
 fn is_probe(labels: &str) -> bool {
-    ["/health", "/ready", "/metrics"]
-        .iter()
-        .any(|r| labels.contains(&format!("route=\"{r}\"")))
+    label(labels, "route")
+        .is_some_and(|r| matches!(r, "/health" | "/ready" | "/metrics") || r.starts_with("/admin"))
 }
 
 /// The value of label `name` in a `{a="x",b="y"}` label set.
@@ -217,6 +216,7 @@ mod tests {
 
     const TEXT: &str = r#"# HELP http_requests_total Requests.
 http_requests_total{method="GET",route="/health",status="200"} 1000
+http_requests_total{method="GET",route="/admin/upstreams",status="200"} 77
 http_requests_total{method="GET",route="/api/v1/products",status="200"} 90
 http_requests_total{method="GET",route="/api/v1/products",status="503"} 10
 http_request_duration_seconds_bucket{method="GET",route="/api/v1/products",le="0.01"} 50

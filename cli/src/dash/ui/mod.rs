@@ -77,7 +77,7 @@ fn title(frame: &mut Frame, area: Rect, snap: &Snapshot) {
 }
 
 fn footer(frame: &mut Frame, area: Rect, snap: &Snapshot) {
-    let keys = "↑↓ select  k kill  p pause  r restart  x partition  h heal  l logs  ? help  q quit";
+    let keys = "↑↓ select k kill p pause r restart x partition h heal l logs ? help q quit";
     let text = if snap.status.is_empty() || snap.status == "? help · q quit" {
         keys.to_string()
     } else {
@@ -144,6 +144,7 @@ mod tests {
             "gateway upstreams",
             "sagas",
             "gateway req/s",
+            "p99",
             "faults",
         ] {
             assert!(t.contains(title), "{title} missing:\n{t}");

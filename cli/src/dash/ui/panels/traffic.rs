@@ -1,5 +1,7 @@
-//! Gateway req/s and p99 sparklines over the last minutes (one sample per scrape), with
-//! the latest value in each title.
+//! Gateway req/s and p99 sparklines over the last minutes (one sample per scrape, newest
+//! on the right), side by side in one box, with the latest values in its title.
+
+use std::collections::VecDeque;
 
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -10,7 +12,7 @@ use super::block;
 use crate::dash::state::Snapshot;
 
 /// The last `width` samples, scaled so that fractions still show (req/s × 10).
-fn tail(series: &std::collections::VecDeque<f64>, width: usize, scale: f64) -> Vec<u64> {
+fn tail(series: &VecDeque<f64>, width: usize, scale: f64) -> Vec<u64> {
     let skip = series.len().saturating_sub(width);
     series
         .iter()
@@ -19,44 +21,42 @@ fn tail(series: &std::collections::VecDeque<f64>, width: usize, scale: f64) -> V
         .collect()
 }
 
-/// Draws the two sparklines stacked.
+/// Draws the box: req/s on the left, p99 on the right.
 pub fn draw(frame: &mut Frame, area: Rect, snap: &Snapshot) {
-    let parts = Layout::default()
-        .direction(Direction::Vertical)
-        .constraints([Constraint::Percentage(50), Constraint::Percentage(50)])
-        .split(area);
     let lost = snap
         .traffic
         .iter()
         .find(|(k, v)| k.contains("-gateway-") && v.is_err())
         .and_then(|(_, v)| v.as_ref().err().map(|e| format!("lost: {e}")));
-    let width = usize::from(area.width.saturating_sub(2));
     let rps = snap.gateway_rps.back().copied();
     let p99 = snap.gateway_p99_ms.back().copied();
-    let rps_title = format!(
-        "gateway req/s {}",
-        rps.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"))
-    );
-    let p99_title = format!(
-        "p99 {}",
+    let title = format!(
+        "gateway req/s {} │ p99 {}",
+        rps.map_or_else(|| "-".to_string(), |v| format!("{v:.1}")),
         p99.map_or_else(|| "-".to_string(), |v| format!("{v:.0}ms"))
     );
-    let waiting = if snap.gateway_rps.is_empty() && lost.is_none() {
-        Some("waiting for data".to_string())
-    } else {
-        None
-    };
+    let status = lost.or_else(|| {
+        snap.gateway_rps
+            .is_empty()
+            .then(|| "waiting for data".to_string())
+    });
+    let outer = block(&title, status);
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    let parts = Layout::default()
+        .direction(Direction::Horizontal)
+        .constraints([Constraint::Percentage(50), Constraint::Percentage(50)])
+        .spacing(1)
+        .split(inner);
     frame.render_widget(
         Sparkline::default()
-            .block(block(&rps_title, lost.clone().or(waiting)))
-            .data(&tail(&snap.gateway_rps, width, 10.0))
+            .data(tail(&snap.gateway_rps, usize::from(parts[0].width), 10.0))
             .style(Style::default().fg(Color::Cyan)),
         parts[0],
     );
     frame.render_widget(
         Sparkline::default()
-            .block(block(&p99_title, lost))
-            .data(&tail(&snap.gateway_p99_ms, width, 1.0))
+            .data(tail(&snap.gateway_p99_ms, usize::from(parts[1].width), 1.0))
             .style(Style::default().fg(Color::Magenta)),
         parts[1],
     );
@@ -75,20 +75,22 @@ mod tests {
             snap.gateway_rps.push_back(f64::from(i));
             snap.gateway_p99_ms.push_back(f64::from(i % 5) * 10.0);
         }
-        let lines = render(40, 8, &snap, draw);
+        let lines = render(50, 5, &snap, draw);
         let t = text(&lines);
-        assert!(t.contains("gateway req/s 29.0"), "{t}");
-        assert!(t.contains("p99 40ms"), "{t}");
-        // The bars rise to the right: the last column is a full block.
-        assert!(lines[2].contains('█'), "{t}");
+        assert!(t.contains("gateway req/s 29.0 │ p99 40ms"), "{t}");
+        // req/s rises to the right: the newest column of the left half is a full block,
+        // the oldest shown is low.
+        let left: String = lines[1].chars().take(25).collect();
+        assert!(left.trim_end().ends_with('█'), "{t}");
+        assert!(!left.starts_with("│█"), "{t}");
     }
 
     #[test]
     fn no_samples_yet_says_waiting() {
         let snap = Snapshot::new("msctl");
-        let t = text(&render(40, 8, &snap, draw));
+        let t = text(&render(50, 5, &snap, draw));
         assert!(
-            t.contains("gateway req/s -") && t.contains("waiting for data"),
+            t.contains("gateway req/s - │ p99 -") && t.contains("waiting for data"),
             "{t}"
         );
     }
