@@ -214,6 +214,33 @@ impl Pick {
     }
 }
 
+fn record(
+    rec: &mut Recorder,
+    started: Instant,
+    outcome: Option<(u16, bool)>,
+    ok_status: &Option<Vec<u16>>,
+) {
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let _ = rec.hist.record(micros.clamp(1, 600_000_000));
+    match outcome {
+        Some((status, body_ok)) => {
+            *rec.by_status.entry(status.to_string()).or_default() += 1;
+            let ok = match ok_status {
+                Some(list) => list.contains(&status),
+                None => (200..400).contains(&status),
+            };
+            if !ok || !body_ok {
+                rec.errors += 1;
+            }
+        }
+        None => {
+            *rec.by_status.entry("transport".to_string()).or_default() += 1;
+            rec.errors += 1;
+            rec.transport += 1;
+        }
+    }
+}
+
 async fn one(client: &reqwest::Client, r: &PreparedRequest, rec: &mut Recorder) {
     let started = Instant::now();
     let mut req = client
@@ -231,24 +258,72 @@ async fn one(client: &reqwest::Client, r: &PreparedRequest, rec: &mut Recorder) 
         }
         Err(_) => None,
     };
-    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let _ = rec.hist.record(micros.clamp(1, 600_000_000));
-    match outcome {
-        Some((status, body_ok)) => {
-            *rec.by_status.entry(status.to_string()).or_default() += 1;
-            let ok = match &r.ok_status {
-                Some(list) => list.contains(&status),
-                None => (200..400).contains(&status),
-            };
-            if !ok || !body_ok {
-                rec.errors += 1;
-            }
+    record(rec, started, outcome, &r.ok_status);
+}
+
+/// One virtual user's own HTTP/1 connection (wrk's model): no pool, no per-request
+/// client machinery; reconnects after a transport error.
+struct Connection {
+    addr: std::net::SocketAddr,
+    sender: Option<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>>,
+}
+
+impl Connection {
+    async fn send(&mut self, r: &PreparedRequest) -> Option<(u16, bool)> {
+        use http_body_util::BodyExt;
+        if self.sender.is_none() {
+            let stream = tokio::net::TcpStream::connect(self.addr).await.ok()?;
+            let _ = stream.set_nodelay(true);
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .ok()?;
+            tokio::spawn(conn);
+            self.sender = Some(sender);
         }
-        None => {
-            *rec.by_status.entry("transport".to_string()).or_default() += 1;
-            rec.errors += 1;
-            rec.transport += 1;
+        let sender = self.sender.as_mut()?;
+        let mut builder = hyper::Request::builder()
+            .method(r.method.clone())
+            .uri(&r.url[url::Position::BeforePath..url::Position::AfterQuery])
+            .header(
+                hyper::header::HOST,
+                &r.url[url::Position::BeforeHost..url::Position::AfterPort],
+            );
+        for (k, v) in &r.headers {
+            builder = builder.header(k, v);
         }
+        let body = r
+            .body
+            .as_ref()
+            .map(|b| bytes::Bytes::from(b.as_ref().clone()))
+            .unwrap_or_default();
+        let req = builder.body(http_body_util::Full::new(body)).ok()?;
+        let answer = async {
+            sender.ready().await.ok()?;
+            let resp = sender.send_request(req).await.ok()?;
+            let status = resp.status().as_u16();
+            let body_ok = resp.into_body().collect().await.is_ok();
+            Some((status, body_ok))
+        }
+        .await;
+        if answer.is_none() {
+            self.sender = None;
+        }
+        answer
+    }
+}
+
+/// The socket address of a plain-HTTP loopback URL, when the raw path can serve it.
+fn raw_target(url: &reqwest::Url) -> Option<std::net::SocketAddr> {
+    if url.scheme() != "http" {
+        return None;
+    }
+    let port = url.port_or_known_default()?;
+    match url.host()? {
+        url::Host::Ipv4(ip) => Some((ip, port).into()),
+        url::Host::Ipv6(ip) => Some((ip, port).into()),
+        url::Host::Domain("localhost") => Some((std::net::Ipv4Addr::LOCALHOST, port).into()),
+        url::Host::Domain(_) => None,
     }
 }
 
@@ -294,15 +369,44 @@ pub async fn run(run: &LoadRun, progress: Arc<LoadProgress>) -> Result<LoadStats
                 tasks.push(tokio::spawn(async move {
                     let mut rec = Recorder::new();
                     let mut pick = Pick::new(0x9E37_79B9_7F4A_7C15 ^ u64::from(vu), &requests);
+                    // One connection per target, as wrk keeps one per virtual user.
+                    let mut conns: Vec<Option<Connection>> = requests
+                        .iter()
+                        .map(|r| raw_target(&r.url).map(|addr| Connection { addr, sender: None }))
+                        .collect();
+                    let grace = deadline + Duration::from_secs(10);
                     while Instant::now() < deadline {
                         if issued.fetch_add(1, Ordering::Relaxed) >= max {
                             break;
                         }
                         let before = rec.errors;
-                        let r = &requests[pick.next()];
-                        tokio::select! {
-                            _ = one(&client, r, &mut rec) => {}
-                            _ = tokio::time::sleep_until(deadline + Duration::from_secs(10)) => break,
+                        let i = pick.next();
+                        let r = &requests[i];
+                        match conns[i].as_mut() {
+                            Some(conn) => {
+                                let started = Instant::now();
+                                tokio::select! {
+                                    outcome = conn.send(r) => {
+                                        let refused = outcome.is_none();
+                                        record(&mut rec, started, outcome, &r.ok_status);
+                                        if refused {
+                                            // Do not spin on a target that is down.
+                                            tokio::time::sleep(Duration::from_millis(10)).await;
+                                        }
+                                    }
+                                    _ = tokio::time::sleep_until(grace.min(started + crate::model::DEFAULT_REQUEST_TIMEOUT)) => {
+                                        conn.sender = None;
+                                        record(&mut rec, started, None, &r.ok_status);
+                                        if Instant::now() >= grace { break; }
+                                    }
+                                }
+                            }
+                            None => {
+                                tokio::select! {
+                                    _ = one(&client, r, &mut rec) => {}
+                                    _ = tokio::time::sleep_until(grace) => break,
+                                }
+                            }
                         }
                         progress.done.fetch_add(1, Ordering::Relaxed);
                         if rec.errors > before {
