@@ -114,6 +114,7 @@ pub fn fast_saga(lease: Duration) -> SagaSettings {
 }
 
 pub struct OrderSpec {
+    pub registry: Option<String>,
     pub database_url: String,
     pub amqp_url: String,
     pub exchange: String,
@@ -125,6 +126,7 @@ pub struct OrderSpec {
 impl OrderSpec {
     pub fn new(world: &World) -> Self {
         Self {
+            registry: None,
             database_url: world.orders_db.clone(),
             amqp_url: world.amqp_url.clone(),
             exchange: world.exchange.clone(),
@@ -136,8 +138,10 @@ impl OrderSpec {
 }
 
 pub async fn spawn_order(spec: OrderSpec) -> Running {
+    let mut service = ServiceConfig::for_tests("order-service");
+    service.registry = spec.registry.as_deref().map(registered);
     let config = OrderConfig {
-        service: ServiceConfig::for_tests("order-service"),
+        service,
         database_url: spec.database_url,
         amqp_url: spec.amqp_url,
         exchange: spec.exchange,
@@ -252,6 +256,17 @@ pub async fn get_json(http: &reqwest::Client, url: &str, user: &str) -> serde_js
         .expect("JSON")
 }
 
+/// Registration settings for an in-process service: quick heartbeats on 127.0.0.1.
+pub fn registered(url: &str) -> service_kit::config::RegistryConfig {
+    service_kit::config::RegistryConfig {
+        url: url.to_owned(),
+        advertise_host: "127.0.0.1".into(),
+        instance_id: None,
+        heartbeat: Duration::from_millis(200),
+        ttl: Duration::from_secs(2),
+    }
+}
+
 /// The saga's participants: the real product-service and payment-service, in-process.
 pub struct Shop {
     pub product: Running,
@@ -281,7 +296,17 @@ fn instance(service: &str, addr: SocketAddr) -> service_kit::registry::Instance 
 
 impl Shop {
     pub async fn open() -> Self {
+        Self::open_with(None).await
+    }
+
+    /// Participants that also register with the registry at `registry`.
+    pub async fn open_with(registry: Option<&str>) -> Self {
         use std::str::FromStr;
+        let config = |name: &str| {
+            let mut c = ServiceConfig::for_tests(name);
+            c.registry = registry.map(registered);
+            c
+        };
         let infra = infra().await;
         let id = Uuid::new_v4().simple().to_string();
         let product_db = infra
@@ -289,7 +314,7 @@ impl Shop {
             .expect("postgres port");
         let product =
             product_service::startup::Application::build(product_service::config::Settings {
-                service: ServiceConfig::for_tests("product-service"),
+                service: config("product-service"),
                 database: sqlx::postgres::PgConnectOptions::from_str(&product_db).expect("url"),
                 redis_url: infra.redis_url().expect("redis port"),
                 redis_prefix: format!("products_t{id}:"),
@@ -309,7 +334,7 @@ impl Shop {
         };
         let payment =
             payment_service::startup::Application::build(payment_service::config::Settings {
-                service: ServiceConfig::for_tests("payment-service"),
+                service: config("payment-service"),
                 database: sqlx::postgres::PgConnectOptions::from_str(
                     &infra
                         .postgres_url(&format!("payments_t{id}"))

@@ -5,5 +5,6 @@ mod api;
 mod broker;
 mod events;
 mod fuzz;
+mod gateway;
 mod helpers;
 mod saga;
