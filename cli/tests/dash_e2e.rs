@@ -141,6 +141,7 @@ impl Dash {
     fn alive(&self) -> bool {
         Command::new("tmux")
             .args(["has-session", "-t", &self.session])
+            .stderr(std::process::Stdio::null())
             .status()
             .map(|s| s.success())
             .unwrap_or(false)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bollard::query_parameters::{EventsOptionsBuilder, StatsOptionsBuilder};
 use bollard::Docker;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use msctl_stack::model::Stack;
 use msctl_stack::runtime::{ContainerInfo, ContainerState, Runtime, LABEL_PROJECT};
 use tokio::sync::{mpsc, watch};
@@ -18,6 +18,8 @@ use crate::dash::state::{Replica, Update, Usage};
 
 /// How often the container list is refreshed without an event.
 const LIST_EVERY: Duration = Duration::from_secs(5);
+/// How long to wait after an event for the ones that come with it.
+const DEBOUNCE: Duration = Duration::from_millis(150);
 
 /// Turns the engine's containers into panel rows, in stack-file order.
 pub fn replicas(stack: &Stack, containers: Vec<ContainerInfo>) -> Vec<Replica> {
@@ -109,6 +111,27 @@ pub async fn run(
     let mut filters = HashMap::new();
     filters.insert("label", vec![format!("{LABEL_PROJECT}={project}")]);
     filters.insert("type", vec!["container".to_string()]);
+    // Lifecycle and health changes only: exec events (every command health check makes
+    // three a second per container) would re-list the containers for nothing.
+    filters.insert(
+        "event",
+        [
+            "create",
+            "start",
+            "restart",
+            "die",
+            "kill",
+            "stop",
+            "pause",
+            "unpause",
+            "destroy",
+            "oom",
+            "health_status",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect(),
+    );
     let mut events = docker
         .events(Some(EventsOptionsBuilder::new().filters(&filters).build()))
         .boxed();
@@ -119,7 +142,11 @@ pub async fn run(
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {}
             ev = events.next() => match ev {
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => {
+                    // A kill comes with die and stop events: take them in one listing.
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while let Some(Some(Ok(_))) = events.next().now_or_never() {}
+                }
                 Some(Err(e)) => {
                     // The event stream broke: fall back to the timer alone.
                     tracing::debug!("docker events: {e}");
