@@ -152,6 +152,7 @@ impl Drop for Dash {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
             .args(["kill-session", "-t", &self.session])
+            .stderr(std::process::Stdio::null())
             .status();
         let _ = Command::new(env!("CARGO_BIN_EXE_msctl"))
             .arg("--file")
@@ -188,6 +189,20 @@ fn product_instances(screen: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`; the raw answer.
+fn http(port: u16, method: &str, path: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// GETs the product list through the gateway until stopped, so breakers see traffic.
@@ -354,9 +369,13 @@ impl Drop for Isolated {
     }
 }
 
-/// The same keys on a project this test owns (redis, registry, gateway — images the
-/// default stack builds), so that kill → exited → heal → running is checked on the real
-/// engine even where the business services are not up.
+/// The same keys on a project this test owns, built from images the default stack builds
+/// (redis, registry, gateway), so it runs where the business services are not up. Two
+/// replicas of a `stand-in` component (the registry binary: it answers 404 to
+/// /api/v1/products, which a breaker does not count as a failure) are registered by hand
+/// as `product-service` instances (no health URL, long TTL, so the registry keeps the dead
+/// one); with traffic through the gateway, killing stand-in#2 from the dashboard must show
+/// it exited and its breaker open, and `h` must bring it back.
 #[test]
 fn dash_kill_and_heal_on_an_isolated_project() {
     if Command::new("tmux").arg("-V").output().is_err() {
@@ -389,6 +408,14 @@ ports = ["8080"]
 depends_on = { registry = "healthy" }
 metrics = { port = 8080 }
 health = { http = "/health", port = 8080, interval = "1s", timeout = "2s", retries = 30 }
+
+[components.stand-in]
+image = "msctl/services:dev"
+command = ["registry"]
+environment = { PORT = "8500", RUST_LOG = "info", ADMIN_TOKEN = "msctl-admin" }
+replicas = 2
+ports = ["8500"]
+health = { http = "/health", port = 8500, interval = "1s", timeout = "2s", retries = 30 }
 "#,
     )
     .expect("write stack");
@@ -403,39 +430,74 @@ health = { http = "/health", port = 8080, interval = "1s", timeout = "2s", retri
         }
         panic!("up failed: {err}");
     }
+    let out = env.msctl(&["ps", "--output", "json"]);
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).expect("ps json");
+    let registry = host_port(&rows, "registry").expect("registry port");
+    let gateway = host_port(&rows, "gateway").expect("gateway port");
+    for n in 1..=2 {
+        let body = format!(
+            r#"{{"service":"product-service","id":"stand-in-{n}","address":"{ISOLATED}-stand-in-{n}","port":8500,"ttl_ms":600000}}"#
+        );
+        let answer = http(registry, "PUT", "/v1/instances", &body);
+        assert!(answer.starts_with("HTTP/1.1 200"), "register: {answer}");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(gateway, stop.clone());
+
     let dash = Dash::start(env.file(), ISOLATED.to_string(), 80, 24);
     dash.wait_for(
-        "redis running and the gateway answering",
+        "both stand-ins running and closed behind the gateway",
         Duration::from_secs(60),
         |s| {
-            row(s, "redis#1").is_some_and(|l| l.contains("running"))
-                && s.contains("gateway upstreams")
-                && !s.contains("lost: no running gateway")
+            let i = product_instances(s);
+            row(s, "stand-in#2").is_some_and(|l| l.contains("running"))
+                && i.len() == 2
+                && i.iter().all(|l| l.contains("closed"))
         },
     );
-    dash.select("redis#1");
+    dash.select("stand-in#2");
     dash.keys(&["k"]);
     dash.wait_for("the kill confirmation", Duration::from_secs(10), |s| {
-        s.contains("kill redis#1 (SIGKILL)?")
+        s.contains("kill stand-in#2 (SIGKILL)?")
     });
     dash.keys(&["y"]);
     let t0 = Instant::now();
     let s = dash.wait_for(
-        "redis#1 exited and its fault listed",
+        "stand-in#2 exited and its fault listed",
         Duration::from_secs(60),
         |s| {
-            row(s, "redis#1").is_some_and(|l| l.contains("exited"))
-                && s.contains("kill SIGKILL redis#1")
+            row(s, "stand-in#2").is_some_and(|l| l.contains("exited"))
+                && s.contains("kill SIGKILL stand-in#2")
         },
     );
-    println!("kill seen after {:.1}s:\n{s}", t0.elapsed().as_secs_f64());
+    println!(
+        "kill seen after {:.1}s: {}",
+        t0.elapsed().as_secs_f64(),
+        row(&s, "stand-in#2").unwrap_or_default()
+    );
+    let s = dash.wait_for(
+        "the stand-in#2 breaker open",
+        Duration::from_secs(60),
+        |s| {
+            product_instances(s)
+                .iter()
+                .any(|l| l.contains("stand-in-2") && l.contains("open"))
+        },
+    );
+    println!(
+        "breaker open seen after {:.1}s:\n{s}",
+        t0.elapsed().as_secs_f64()
+    );
     dash.keys(&["h"]);
     dash.wait_for(
-        "redis#1 back and no faults",
+        "stand-in#2 back and no faults",
         Duration::from_secs(120),
-        |s| row(s, "redis#1").is_some_and(|l| l.contains("running")) && s.contains("faults (0)"),
+        |s| row(s, "stand-in#2").is_some_and(|l| l.contains("running")) && s.contains("faults (0)"),
     );
     println!("healed after {:.1}s", t0.elapsed().as_secs_f64());
+    stop.store(true, Ordering::Relaxed);
+    let sent = load.join().unwrap_or(0);
+    println!("{sent} requests sent through the gateway");
     dash.keys(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while dash.alive() && Instant::now() < deadline {
