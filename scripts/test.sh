@@ -1,31 +1,58 @@
 #!/usr/bin/env bash
-# The one test command: formatting, lints, then every unit, property, integration and
-# end-to-end test of the workspace (the end-to-end ones drive the real Docker engine).
-# `.ci/run` calls exactly this.
+# The one test command: formatting, lints, the end-to-end smoke (`msctl test`) against the
+# real Docker engine, then every unit, property, integration and end-to-end test of the
+# workspace. `.ci/run` calls exactly this.
+#
+#   MSCTL_TEST_ARTIFACTS  where `msctl test` saves logs and ps on failure (msctl-artifacts)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+started=$(date +%s)
+stamp() { echo "[$(($(date +%s) - started))s] $*"; }
 
 scripts/install-deps.sh
 
-echo "== cargo fmt --check"
+stamp "== cargo fmt --check"
 cargo fmt --all --check
 
-echo "== cargo clippy"
+stamp "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-echo "== msctl images build (base image offline when nothing can be pulled)"
-cargo run --quiet -p msctl -- images build
+stamp "== build msctl"
+cargo build --quiet -p msctl
+msctl="${CARGO_TARGET_DIR:-target}/debug/msctl"
 
-echo "== cargo test"
+stamp "== msctl images build (base image offline when nothing can be pulled)"
+"$msctl" images build
+
+# The smoke run keeps its stack up so that the dashboard's real-stack end-to-end test
+# (cli/tests/dash_e2e.rs) runs against it too; it is removed below whatever happens.
+smoke_project=msctl-smoke
+artifacts="${MSCTL_TEST_ARTIFACTS:-msctl-artifacts}"
+mkdir -p "$artifacts"
+cleanup() {
+  "$msctl" --project "$smoke_project" down --volumes >/dev/null 2>&1 || true
+  # Shared test infrastructure (stack::testing) is left running between local runs for
+  # speed; remove it here so a test run leaves the engine as it found it.
+  "$msctl" --project msctl-test down --volumes >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
 status=0
-log="$(mktemp)"
-cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+stamp "== msctl test (up, seed, smoke scenarios, heal) on project $smoke_project"
+smoke_log="$(mktemp)"
+"$msctl" --project "$smoke_project" test --keep --artifacts "$artifacts" \
+  --junit "$artifacts/msctl-test.junit.xml" | tee "$smoke_log" || status=$?
 
-# Shared test infrastructure (stack::testing) is left running between local runs for
-# speed; remove it here so a test run leaves the engine as it found it.
-cargo run --quiet -p msctl -- --project msctl-test down --volumes >/dev/null 2>&1 || true
+stamp "== cargo test"
+log="$(mktemp)"
+MSCTL_DASH_E2E_PROJECT="$smoke_project" cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 
 passed=$(grep -Eo '^test result: .*' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '^test result: .*' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
-echo "tests: $passed passed, $failed failed"
+echo
+stamp "== summary"
+echo "msctl test (JUnit report: $artifacts/msctl-test.junit.xml):"
+grep -E '^(PASSED|FAILED) |^ {8}|^msctl test:' "$smoke_log" || echo "  (no summary: see the output above)"
+echo "cargo test: $passed passed, $failed failed"
+stamp "done, exit $status"
 exit $status

@@ -6,6 +6,7 @@ mod dash;
 mod output;
 mod progress;
 mod scenario;
+mod test_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,8 @@ enum Command {
     Scenario(scenario::ScenarioCommand),
     /// Live terminal dashboard: components, upstreams, sagas, traffic, faults, logs.
     Dash,
+    /// CI smoke test: up → seed → smoke scenarios → heal → down; exit 1 when one fails.
+    Test(test_cmd::TestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -148,7 +151,7 @@ enum ConfigCommand {
 }
 
 /// Exit codes of the command-line contract.
-mod exit {
+pub(crate) mod exit {
     pub const FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const ENGINE: u8 = 3;
@@ -312,6 +315,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Chaos(cmd) => chaos::run(&cli, cmd, &progress).await,
         Command::Scenario(cmd) => scenario::run(&cli, cmd).await,
         Command::Dash => dash::run(load(&cli)?, cli.project.clone()).await,
+        Command::Test(args) => test_cmd::run(&cli, args, &progress).await,
         Command::Seed { component } => {
             let stack = load(&cli)?;
             let project = project(&cli, stack).await?;

@@ -52,7 +52,7 @@ pub struct RunArgs {
     pub report: Option<PathBuf>,
 }
 
-fn parse_var(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_var(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
         .ok_or_else(|| format!("--var {s:?} must be NAME=VALUE"))?;
@@ -97,7 +97,7 @@ pub fn check_catalog(stack: &Stack) -> Result<usize> {
 }
 
 /// A wrong scenario selection: exit 2, like a wrong component selection.
-fn usage(message: String) -> anyhow::Error {
+pub(crate) fn usage(message: String) -> anyhow::Error {
     anyhow::Error::new(OrchestratorError::Selection(message))
 }
 
@@ -173,8 +173,8 @@ async fn run_scenarios(cli: &Cli, stack: Stack, dir: &Path, args: &RunArgs) -> R
     let name = cli.project.clone().unwrap_or_else(|| stack.name.clone());
     let runtime = DockerRuntime::new(docker, name);
     let project = Project::new(stack.clone(), Arc::new(runtime.clone()));
-    let chaos = Chaos::docker(stack.clone(), runtime)?;
-    let env = Arc::new(StackEnvironment::new(stack, project, chaos));
+    let chaos = Chaos::docker(stack.clone(), runtime.clone())?;
+    let env = Arc::new(StackEnvironment::new(stack.clone(), project, chaos));
     let observer = Arc::new(Lines::new(cli.quiet));
     let engine = Engine::new(env, observer).map_err(anyhow::Error::msg)?;
     let opts = RunOptions {
@@ -187,7 +187,8 @@ async fn run_scenarios(cli: &Cli, stack: Stack, dir: &Path, args: &RunArgs) -> R
         let r = tokio::select! {
             r = engine.run(s, &opts) => r,
             _ = tokio::signal::ctrl_c() => {
-                eprintln!("msctl: interrupted; faults this run applied stay in the ledger: run `msctl chaos heal`");
+                let chaos = Chaos::docker(stack.clone(), runtime.clone())?;
+                heal_own_faults(&chaos).await;
                 return Ok(super::exit::FAILED);
             }
         };
@@ -212,6 +213,39 @@ async fn run_scenarios(cli: &Cli, stack: Stack, dir: &Path, args: &RunArgs) -> R
     } else {
         super::exit::FAILED
     })
+}
+
+/// After Ctrl-C: reverts the faults this process applied (the ledger records who applied
+/// each one); faults of other msctl processes are left alone. What cannot be reverted
+/// stays in the ledger for `msctl chaos heal`.
+pub(crate) async fn heal_own_faults(chaos: &Chaos) {
+    let me = std::process::id();
+    let mine: Vec<_> = match chaos.list().await {
+        Ok(faults) => faults.into_iter().filter(|f| f.pid == me).collect(),
+        Err(e) => {
+            eprintln!(
+                "msctl: interrupted; cannot read the fault ledger ({e}): run `msctl chaos heal`"
+            );
+            return;
+        }
+    };
+    if mine.is_empty() {
+        eprintln!("msctl: interrupted");
+        return;
+    }
+    eprintln!(
+        "msctl: interrupted; reverting the {} fault(s) this run applied",
+        mine.len()
+    );
+    for f in mine.iter().rev() {
+        match chaos.revert(&f.id).await {
+            Ok(_) => eprintln!("  healed {} ({} {})", f.id, f.kind.name(), f.target),
+            Err(e) => eprintln!(
+                "  could not revert {} ({e}); it stays in the ledger: run `msctl chaos heal`",
+                f.id
+            ),
+        }
+    }
 }
 
 /// The closing summary: one line per scenario, then what failed and where.
@@ -250,7 +284,7 @@ pub fn summary(reports: &[ScenarioReport]) -> String {
 }
 
 /// Live per-step lines on stderr, and a progress bar for load phases on a terminal.
-struct Lines {
+pub(crate) struct Lines {
     quiet: bool,
     terminal: bool,
     bar: Mutex<Option<(ProgressBar, Duration)>>,
@@ -258,7 +292,7 @@ struct Lines {
 }
 
 impl Lines {
-    fn new(quiet: bool) -> Self {
+    pub(crate) fn new(quiet: bool) -> Self {
         Self {
             quiet,
             terminal: std::io::stderr().is_terminal(),

@@ -57,14 +57,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             duration: Duration::from_secs(secs),
             max_requests: msctl_scenarios::model::MAX_LOAD_REQUESTS,
             max_in_flight: conns,
-            requests: vec![PreparedRequest {
-                weight: 1,
-                method: reqwest::Method::GET,
-                url: reqwest::Url::parse(&url)?,
-                headers: Default::default(),
-                body: None,
-                ok_status: None,
-            }],
+            requests: vec![PreparedRequest::new(
+                1,
+                reqwest::Method::GET,
+                reqwest::Url::parse(&url)?,
+                Default::default(),
+                None,
+                None,
+            )],
         },
         Arc::new(LoadProgress::default()),
     ))?;

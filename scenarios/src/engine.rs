@@ -743,7 +743,16 @@ impl Engine {
         st: &RunState,
         r: &RequestTemplate,
     ) -> Result<(reqwest::Url, reqwest::header::HeaderMap, Option<Vec<u8>>), String> {
-        let resolve = self.resolve(st);
+        self.build_with(r, &self.resolve(st))
+    }
+
+    /// Renders a request with `resolve` (a load phase renders `{{uuid}}` as a placeholder
+    /// that each request replaces with a fresh UUID).
+    fn build_with(
+        &self,
+        r: &RequestTemplate,
+        resolve: &dyn Fn(&str) -> Result<Value, String>,
+    ) -> Result<(reqwest::Url, reqwest::header::HeaderMap, Option<Vec<u8>>), String> {
         let url_text = r.url.render(&resolve)?;
         let url = reqwest::Url::parse(&url_text)
             .map_err(|e| format!("URL {url_text:?} is invalid: {e}"))?;
@@ -944,16 +953,25 @@ impl Engine {
         l: &LoadStep,
     ) -> (Status, Option<String>, Option<Value>, u32) {
         let mut requests = Vec::new();
+        // `{{uuid}}` is fresh per request in a load phase (an Idempotency-Key per order),
+        // so it renders as a placeholder the generator replaces on every send.
+        let fixed = self.resolve(st);
+        let per_request = |name: &str| match template::reference(name) {
+            Reference::Uuid if st.vars.lock().ok().is_some_and(|v| !v.contains_key(name)) => {
+                Ok(Value::String(load::UUID_PLACEHOLDER.to_string()))
+            }
+            _ => fixed(name),
+        };
         for q in &l.requests {
-            match self.build(st, &q.request) {
-                Ok((url, headers, body)) => requests.push(PreparedRequest {
-                    weight: q.weight,
-                    method: q.request.method.clone(),
+            match self.build_with(&q.request, &per_request) {
+                Ok((url, headers, body)) => requests.push(PreparedRequest::new(
+                    q.weight,
+                    q.request.method.clone(),
                     url,
                     headers,
-                    body: body.map(Arc::new),
-                    ok_status: q.ok_status.clone(),
-                }),
+                    body,
+                    q.ok_status.clone(),
+                )),
                 Err(e) => return (Status::Error, Some(e), None, 0),
             }
         }

@@ -34,6 +34,87 @@ pub struct PreparedRequest {
     pub body: Option<bytes_body::Body>,
     /// Statuses that count as success; `None` = 2xx and 3xx.
     pub ok_status: Option<Vec<u16>>,
+    /// The URL, a header or the body holds [`UUID_PLACEHOLDER`]: each send replaces it
+    /// with a fresh UUID.
+    pub fresh_uuid: bool,
+}
+
+/// What `{{uuid}}` renders as inside a load phase. Every request replaces it with a fresh
+/// UUID (the same one throughout that request), so e.g. each order POST carries its own
+/// Idempotency-Key. It is a valid UUID itself, so a template that validates its input sees
+/// a well-formed value.
+pub const UUID_PLACEHOLDER: &str = "00000000-5ce7-4a10-8000-00000000feed";
+
+impl PreparedRequest {
+    /// A request of the mix; notices whether it carries [`UUID_PLACEHOLDER`].
+    pub fn new(
+        weight: u32,
+        method: reqwest::Method,
+        url: reqwest::Url,
+        headers: reqwest::header::HeaderMap,
+        body: Option<Vec<u8>>,
+        ok_status: Option<Vec<u16>>,
+    ) -> Self {
+        let needle = UUID_PLACEHOLDER.as_bytes();
+        let fresh_uuid = url.as_str().contains(UUID_PLACEHOLDER)
+            || headers.values().any(|v| contains(v.as_bytes(), needle))
+            || body.as_deref().is_some_and(|b| contains(b, needle));
+        Self {
+            weight,
+            method,
+            url,
+            headers,
+            body: body.map(std::sync::Arc::new),
+            ok_status,
+            fresh_uuid,
+        }
+    }
+
+    /// This request as it is sent now: with a fresh UUID in place of the placeholder, or
+    /// `None` when it has none (send it as it is, without copying).
+    pub fn fresh(&self) -> Option<PreparedRequest> {
+        if !self.fresh_uuid {
+            return None;
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut out = self.clone();
+        if self.url.as_str().contains(UUID_PLACEHOLDER) {
+            if let Ok(u) = reqwest::Url::parse(&self.url.as_str().replace(UUID_PLACEHOLDER, &id)) {
+                out.url = u;
+            }
+        }
+        for v in out.headers.values_mut() {
+            if contains(v.as_bytes(), UUID_PLACEHOLDER.as_bytes()) {
+                if let Ok(text) = v.to_str() {
+                    if let Ok(nv) = text.replace(UUID_PLACEHOLDER, &id).parse() {
+                        *v = nv;
+                    }
+                }
+            }
+        }
+        if let Some(b) = &self.body {
+            if contains(b, UUID_PLACEHOLDER.as_bytes()) {
+                // Same length, so a plain byte-wise substitution keeps the body valid.
+                let mut bytes = b.as_ref().clone();
+                let mut i = 0;
+                while let Some(at) = find(&bytes[i..], UUID_PLACEHOLDER.as_bytes()) {
+                    let start = i + at;
+                    bytes[start..start + id.len()].copy_from_slice(id.as_bytes());
+                    i = start + id.len();
+                }
+                out.body = Some(std::sync::Arc::new(bytes));
+            }
+        }
+        Some(out)
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    find(hay, needle).is_some()
 }
 
 /// A cheaply cloned request body.
@@ -243,6 +324,8 @@ fn record(
 
 async fn one(client: &reqwest::Client, r: &PreparedRequest, rec: &mut Recorder) {
     let started = Instant::now();
+    let fresh = r.fresh();
+    let r = fresh.as_ref().unwrap_or(r);
     let mut req = client
         .request(r.method.clone(), r.url.clone())
         .headers(r.headers.clone());
@@ -282,6 +365,8 @@ impl Connection {
             self.sender = Some(sender);
         }
         let sender = self.sender.as_mut()?;
+        let fresh = r.fresh();
+        let r = fresh.as_ref().unwrap_or(r);
         let mut builder = hyper::Request::builder()
             .method(r.method.clone())
             .uri(&r.url[url::Position::BeforePath..url::Position::AfterQuery])
@@ -568,14 +653,14 @@ mod tests {
 
         #[test]
         fn the_weighted_pick_stays_in_range_and_follows_weights(weights in proptest::collection::vec(1u32..10, 1..6), seed in any::<u64>()) {
-            let reqs: Vec<PreparedRequest> = weights.iter().map(|w| PreparedRequest {
-                weight: *w,
-                method: reqwest::Method::GET,
-                url: reqwest::Url::parse("http://127.0.0.1/").expect("url"),
-                headers: Default::default(),
-                body: None,
-                ok_status: None,
-            }).collect();
+            let reqs: Vec<PreparedRequest> = weights.iter().map(|w| PreparedRequest::new(
+                *w,
+                reqwest::Method::GET,
+                reqwest::Url::parse("http://127.0.0.1/").expect("url"),
+                Default::default(),
+                None,
+                None,
+            )).collect();
             let mut pick = Pick::new(seed, &reqs);
             let mut counts = vec![0u32; reqs.len()];
             for _ in 0..2000 {
@@ -588,6 +673,52 @@ mod tests {
         }
     }
 
+    // Regression: `{{uuid}}` was rendered once per phase, so every order POST of a load
+    // step shared one Idempotency-Key and all but the first were replays.
+    #[test]
+    fn every_send_gets_its_own_uuid_in_url_headers_and_body() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "idempotency-key",
+            format!("k-{UUID_PLACEHOLDER}").parse().expect("header"),
+        );
+        let body = format!("{{\"a\":\"{UUID_PLACEHOLDER}\",\"b\":\"{UUID_PLACEHOLDER}\"}}");
+        let r = PreparedRequest::new(
+            1,
+            reqwest::Method::POST,
+            reqwest::Url::parse(&format!("http://127.0.0.1/x/{UUID_PLACEHOLDER}")).expect("url"),
+            headers,
+            Some(body.into_bytes()),
+            None,
+        );
+        assert!(r.fresh_uuid);
+        let one = r.fresh().expect("fresh");
+        let two = r.fresh().expect("fresh");
+        let key = |p: &PreparedRequest| {
+            p.headers["idempotency-key"]
+                .to_str()
+                .expect("str")
+                .to_string()
+        };
+        assert_ne!(key(&one), key(&two));
+        let id = key(&one).trim_start_matches("k-").to_string();
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        assert_eq!(one.url.path(), format!("/x/{id}"));
+        let b: serde_json::Value =
+            serde_json::from_slice(one.body.as_deref().expect("body")).expect("json");
+        assert_eq!(b["a"], id.as_str());
+        assert_eq!(b["b"], id.as_str());
+        let plain = PreparedRequest::new(
+            1,
+            reqwest::Method::GET,
+            reqwest::Url::parse("http://127.0.0.1/").expect("url"),
+            Default::default(),
+            None,
+            None,
+        );
+        assert!(!plain.fresh_uuid && plain.fresh().is_none());
+    }
+
     #[tokio::test]
     async fn a_phase_is_bounded_by_its_request_count() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -596,14 +727,14 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
-        let req = PreparedRequest {
-            weight: 1,
-            method: reqwest::Method::GET,
-            url: reqwest::Url::parse(&format!("http://{addr}/")).expect("url"),
-            headers: Default::default(),
-            body: None,
-            ok_status: None,
-        };
+        let req = PreparedRequest::new(
+            1,
+            reqwest::Method::GET,
+            reqwest::Url::parse(&format!("http://{addr}/")).expect("url"),
+            Default::default(),
+            None,
+            None,
+        );
         for model in [LoadModel::Vus(4), LoadModel::Rate(2000.0)] {
             let stats = super::run(
                 &LoadRun {

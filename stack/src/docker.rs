@@ -510,11 +510,17 @@ impl Runtime for DockerRuntime {
                     .await
                     .map_err(boxed)
             }
-            Some((ImageRecipe::Binaries(bins), root)) => {
-                images::build_binaries(&self.docker, image, root, bins, &opts, progress)
-                    .await
-                    .map_err(boxed)
-            }
+            Some((ImageRecipe::Binaries(cargo), root)) => images::build_binaries(
+                &self.docker,
+                image,
+                &root.join(&cargo.workspace),
+                &cargo.binaries,
+                &cargo.features,
+                &opts,
+                progress,
+            )
+            .await
+            .map_err(boxed),
             None => {
                 if let Ok(i) = self.docker.inspect_image(image).await {
                     return Ok(i.id.unwrap_or_default());

@@ -116,6 +116,8 @@ struct RawStack {
 struct RawImage {
     recipe: Option<Spanned<String>>,
     binaries: Option<Vec<String>>,
+    features: Option<Spanned<Vec<String>>>,
+    workspace: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,8 +280,20 @@ pub struct Stack {
 pub enum ImageRecipe {
     /// A folder with a Dockerfile (relative to the stack file).
     Recipe(PathBuf),
-    /// Release binaries of this workspace, copied into an image on the base.
-    Binaries(Vec<String>),
+    /// Release binaries of a cargo workspace, copied into an image on the base.
+    Binaries(CargoBinaries),
+}
+
+/// What `cargo build --release` builds for a binaries image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CargoBinaries {
+    /// Binary targets (`--bin NAME` each).
+    pub binaries: Vec<String>,
+    /// Cargo features (`--features`), e.g. `order-service/skip-compensation` for a
+    /// deliberately broken variant of an image.
+    pub features: Vec<String>,
+    /// The workspace folder, relative to the stack file (default: the stack's folder).
+    pub workspace: PathBuf,
 }
 
 /// One component of the stack: a service, a database, a one-shot job.
@@ -704,9 +718,63 @@ fn check(map: &SourceMap, raw: RawStack, errors: &mut Vec<ConfigError>) -> Stack
 
     let mut images = IndexMap::new();
     for (tag, img) in raw.images {
+        if img.binaries.is_none() {
+            for (key, span) in [
+                ("features", img.features.as_ref().map(|f| f.span())),
+                ("workspace", img.workspace.as_ref().map(|w| w.span())),
+            ] {
+                if let Some(span) = span {
+                    errors.push(map.error(
+                        span,
+                        format!(
+                            "image \"{}\": `{key}` only applies to a `binaries` image",
+                            tag.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
         let recipe = match (img.recipe, img.binaries) {
             (Some(r), None) => ImageRecipe::Recipe(PathBuf::from(r.get_ref())),
-            (None, Some(b)) if !b.is_empty() => ImageRecipe::Binaries(b),
+            (None, Some(b)) if !b.is_empty() => {
+                let workspace = img
+                    .workspace
+                    .as_ref()
+                    .map_or_else(|| PathBuf::from("."), |w| PathBuf::from(w.get_ref()));
+                if let Some(w) = &img.workspace {
+                    let full = stack_root(map.file).join(&workspace);
+                    if !full.join("Cargo.toml").is_file() {
+                        errors.push(map.error(
+                            w.span(),
+                            format!(
+                                "image \"{}\": workspace {} has no Cargo.toml",
+                                tag.get_ref(),
+                                full.display()
+                            ),
+                        ));
+                    }
+                }
+                let features = img.features.map(|f| f.into_inner()).unwrap_or_default();
+                if let Some(bad) = features.iter().find(|f| {
+                    f.is_empty()
+                        || !f
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_/".contains(c))
+                }) {
+                    errors.push(map.error(
+                        tag.span(),
+                        format!(
+                            "image \"{}\": feature {bad:?} is not a cargo feature name (letters, digits, '-', '_', 'crate/feature')",
+                            tag.get_ref()
+                        ),
+                    ));
+                }
+                ImageRecipe::Binaries(CargoBinaries {
+                    binaries: b,
+                    features,
+                    workspace,
+                })
+            }
             _ => {
                 errors.push(map.error(
                     tag.span(),

@@ -146,12 +146,12 @@ async fn binaries_are_packed_into_an_image_on_the_base() {
     std::fs::write(
         project.path().join("Cargo.toml"),
         "[package]\nname = \"imagetest-hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-         [workspace]\n\n[[bin]]\nname = \"imagetest-hello\"\npath = \"main.rs\"\n",
+         [workspace]\n\n[features]\nloud = []\n\n[[bin]]\nname = \"imagetest-hello\"\npath = \"main.rs\"\n",
     )
     .expect("write Cargo.toml");
     std::fs::write(
         project.path().join("main.rs"),
-        "fn main() { println!(\"hello from msctl\"); }\n",
+        "fn main() { if cfg!(feature = \"loud\") { println!(\"HELLO FROM MSCTL\") } else { println!(\"hello from msctl\") } }\n",
     )
     .expect("write main.rs");
     let opts = BuildOptions {
@@ -166,6 +166,7 @@ async fn binaries_are_packed_into_an_image_on_the_base() {
         tag,
         project.path(),
         &binaries,
+        &[],
         &opts,
         &progress,
     )
@@ -176,6 +177,7 @@ async fn binaries_are_packed_into_an_image_on_the_base() {
         tag,
         project.path(),
         &binaries,
+        &[],
         &opts,
         &progress,
     )
@@ -188,6 +190,7 @@ async fn binaries_are_packed_into_an_image_on_the_base() {
         tag,
         project.path(),
         &["no-such-bin".to_string()],
+        &[],
         &opts,
         &progress,
     )
@@ -198,6 +201,30 @@ async fn binaries_are_packed_into_an_image_on_the_base() {
     // The binary runs from /usr/local/bin (on PATH, executable) in a container of the image.
     let output = run_to_completion(&docker, tag, "imagetest-hello").await;
     assert_eq!(output.trim(), "hello from msctl");
+
+    // A variant built with a cargo feature is a different image that runs the variant.
+    let loud_tag = "msctl/imagetest-binaries:loud";
+    let loud = msctl_stack::images::build_binaries(
+        &docker,
+        loud_tag,
+        project.path(),
+        &binaries,
+        &["loud".to_string()],
+        &opts,
+        &progress,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("build_binaries with a feature failed: {e}"));
+    assert_ne!(loud, id, "the feature did not change the image");
+    let output = run_to_completion(&docker, loud_tag, "imagetest-hello").await;
+    assert_eq!(output.trim(), "HELLO FROM MSCTL");
+    let _ = docker
+        .remove_image(
+            loud_tag,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
 
     let _ = docker
         .remove_image(

@@ -304,3 +304,34 @@ fn seed_needs_a_published_port_and_an_existing_file() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn binaries_images_take_features_and_a_workspace() {
+    use msctl_stack::model::ImageRecipe;
+    let text = "name = \"x\"\n[images.\"shop/svc:broken\"]\nbinaries = [\"order-service\"]\nfeatures = [\"order-service/skip-compensation\"]\n[components.a]\nimage = \"shop/svc:broken\"\n";
+    let stack = parse(text).expect("valid");
+    let ImageRecipe::Binaries(cargo) = &stack.images["shop/svc:broken"] else {
+        panic!("not a binaries image")
+    };
+    assert_eq!(cargo.binaries, vec!["order-service"]);
+    assert_eq!(cargo.features, vec!["order-service/skip-compensation"]);
+    assert_eq!(cargo.workspace, Path::new("."));
+
+    let bad =
+        "name = \"x\"\n[images.\"a:b\"]\nrecipe = \"fixtures/images/redis\"\nfeatures = [\"f\"]\n";
+    let errs = parse(bad).expect_err("features on a recipe image").0;
+    assert!(
+        errs.iter().any(|e| e
+            .message
+            .contains("`features` only applies to a `binaries` image")),
+        "{errs:?}"
+    );
+    let bad = "name = \"x\"\n[images.\"a:b\"]\nbinaries = [\"x\"]\nfeatures = [\"a b\"]\n";
+    assert!(first_error(bad).contains("is not a cargo feature name"));
+    let bad = "name = \"x\"\n[images.\"a:b\"]\nbinaries = [\"x\"]\nworkspace = \"no/such/dir\"\n";
+    let e = first_error(bad);
+    assert!(
+        e.starts_with("stack.toml:4:13:") && e.contains("has no Cargo.toml"),
+        "{e}"
+    );
+}

@@ -193,7 +193,7 @@ pub async fn build_recipe(
     build_unless_current(docker, tag, ctx, labels, opts, progress).await
 }
 
-/// Runs `cargo build --release` for `binaries` in `workspace_root`, then builds the image
+/// Runs `cargo build --release` for `binaries` (with `features`) in `workspace_root`, then builds the image
 /// `tag` FROM [`BASE_TAG`] with each binary in `/usr/local/bin` — unless an image `tag` with
 /// the same binaries (and base) exists already. Returns the image id.
 pub async fn build_binaries(
@@ -201,6 +201,7 @@ pub async fn build_binaries(
     tag: &str,
     workspace_root: &Path,
     binaries: &[String],
+    features: &[String],
     opts: &BuildOptions,
     progress: &ProgressSink,
 ) -> Result<String, ImageError> {
@@ -209,7 +210,8 @@ pub async fn build_binaries(
             tag: tag.to_string(),
         });
     }
-    let executables = process::cargo_build_release(workspace_root, binaries, progress).await?;
+    let executables =
+        process::cargo_build_release(workspace_root, binaries, features, progress).await?;
     let base_opts = BuildOptions {
         force: false,
         ..*opts

@@ -78,12 +78,18 @@ fn is_executable(path: &Path) -> bool {
 pub(crate) async fn cargo_build_release(
     root: &Path,
     binaries: &[String],
+    features: &[String],
     progress: &ProgressSink,
 ) -> Result<HashMap<String, PathBuf>, ImageError> {
     let key = "cargo";
+    let with = if features.is_empty() {
+        String::new()
+    } else {
+        format!(" --features {}", features.join(","))
+    };
     progress.start(
         key,
-        &format!("cargo build --release ({})", binaries.join(", ")),
+        &format!("cargo build --release{with} ({})", binaries.join(", ")),
         None,
     );
     // Under `cargo run`/`cargo test`, CARGO names the cargo that is running us.
@@ -96,6 +102,9 @@ pub(crate) async fn cargo_build_release(
     ]);
     for name in binaries {
         cmd.args(["--bin", name]);
+    }
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
     }
     let mut executables = HashMap::new();
     let mut tail = VecDeque::new();
