@@ -716,6 +716,44 @@ fn a_killed_msctl_leaves_its_timed_fault_for_heal() {
     assert!(env.active_faults().is_empty());
     assert_eq!(env.row("redis")["state"], "running");
     after_heal(&env);
+
+    // Ctrl-C during `scenario run` reverts the faults that run applied (and only those).
+    // Regression: they used to stay in the ledger until someone ran `msctl chaos heal`.
+    let scenario = env.dir.path().join("pause-and-wait.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"pause-and-wait\"\n\
+         [[steps]]\nname = \"pause redis\"\nchaos = { name = \"p\", fault = \"pause\", target = \"redis\" }\n\
+         [[steps]]\nname = \"wait\"\nsleep = \"5m\"\n",
+    )
+    .expect("write scenario");
+    let child = Command::new(env!("CARGO_BIN_EXE_msctl"))
+        .arg("--file")
+        .arg(env.file())
+        .args(["--project", env.project, "scenario", "run"])
+        .arg(&scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn msctl");
+    eventually(Duration::from_secs(60), "the scenario's pause is active", || {
+        env.active_faults()
+            .first()
+            .is_some_and(|f| f["state"] == "active")
+    });
+    assert_eq!(env.row("redis")["state"], "paused");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait msctl");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("reverting the 1 fault(s) this run applied"), "{text}");
+    assert!(env.active_faults().is_empty(), "{text}");
+    assert_eq!(env.row("redis")["state"], "running");
+    ping(env.port("redis", 6379), Duration::from_secs(5)).expect("redis answers");
 }
 
 #[test]
