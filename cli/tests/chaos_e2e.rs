@@ -736,11 +736,15 @@ fn a_killed_msctl_leaves_its_timed_fault_for_heal() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn msctl");
-    eventually(Duration::from_secs(60), "the scenario's pause is active", || {
-        env.active_faults()
-            .first()
-            .is_some_and(|f| f["state"] == "active")
-    });
+    eventually(
+        Duration::from_secs(60),
+        "the scenario's pause is active",
+        || {
+            env.active_faults()
+                .first()
+                .is_some_and(|f| f["state"] == "active")
+        },
+    );
     assert_eq!(env.row("redis")["state"], "paused");
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -750,7 +754,10 @@ fn a_killed_msctl_leaves_its_timed_fault_for_heal() {
     let out = child.wait_with_output().expect("wait msctl");
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("reverting the 1 fault(s) this run applied"), "{text}");
+    assert!(
+        text.contains("reverting the 1 fault(s) this run applied"),
+        "{text}"
+    );
     assert!(env.active_faults().is_empty(), "{text}");
     assert_eq!(env.row("redis")["state"], "running");
     ping(env.port("redis", 6379), Duration::from_secs(5)).expect("redis answers");

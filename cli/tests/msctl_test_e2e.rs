@@ -42,8 +42,16 @@ fn broken_stack(dir: &Path) -> PathBuf {
         image_line..image_line + "image = \"msctl/services:dev\"".len(),
         &format!("image = \"{BROKEN_IMAGE}\""),
     );
+    // The same binaries as the services image: with another selection cargo would unify
+    // the dependencies' features differently and rebuild them all in release.
+    let binaries = text
+        .split("[images.\"msctl/services:dev\"]")
+        .nth(1)
+        .and_then(|rest| rest.split("binaries = [").nth(1))
+        .and_then(|rest| rest.split(']').next())
+        .expect("the services image lists its binaries");
     out.push_str(&format!(
-        "\n[images.\"{BROKEN_IMAGE}\"]\nbinaries = [\"order-service\"]\nfeatures = [\"order-service/skip-compensation\"]\nworkspace = \"{r}\"\n"
+        "\n[images.\"{BROKEN_IMAGE}\"]\nbinaries = [{binaries}]\nfeatures = [\"order-service/skip-compensation\"]\nworkspace = \"{r}\"\n"
     ));
     let file = dir.join("stack.toml");
     std::fs::write(&file, out).expect("write the broken stack file");
