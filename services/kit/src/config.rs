@@ -65,6 +65,30 @@ impl<'a> Env<'a> {
             .filter(|v| !v.is_empty())
     }
 
+    /// The value of `name`, which must be set; `hint` says how.
+    pub fn required(&self, name: &'static str, hint: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing { name, hint })
+    }
+
+    /// A required URL whose scheme is one of `schemes` (e.g. `["postgres", "postgresql"]`).
+    /// A wrong value is reported redacted: such URLs carry passwords.
+    pub fn required_url(
+        &self,
+        name: &'static str,
+        schemes: &[&str],
+        hint: &'static str,
+    ) -> Result<String, ConfigError> {
+        let url = self.required(name, hint)?;
+        if schemes.iter().any(|s| url.starts_with(&format!("{s}://"))) {
+            return Ok(url);
+        }
+        Err(ConfigError::Invalid {
+            name: name.to_owned(),
+            value: "<redacted>".into(),
+            reason: format!("expected a {}:// URL", schemes.first().unwrap_or(&"")),
+        })
+    }
+
     /// Parse `name` with `FromStr`, or return `default` when unset.
     pub fn parse_or<T>(&self, name: &str, default: T, expected: &str) -> Result<T, ConfigError>
     where
@@ -222,13 +246,15 @@ impl ServiceConfig {
         let admin_port = match env.get("ADMIN_PORT") {
             None => None,
             Some(v) => match v.parse::<u16>() {
-                Ok(p) if p != 0 && p == port => return Err(ConfigError::Invalid {
-                    name: "ADMIN_PORT".into(),
-                    value: v,
-                    reason: format!(
+                Ok(p) if p != 0 && p == port => {
+                    return Err(ConfigError::Invalid {
+                        name: "ADMIN_PORT".into(),
+                        value: v,
+                        reason: format!(
                         "must differ from PORT ({port}); unset it to serve the admin API on PORT"
                     ),
-                }),
+                    })
+                }
                 Ok(p) => Some(p),
                 Err(_) => {
                     return Err(ConfigError::Invalid {

@@ -38,7 +38,7 @@ pub use engine::{Boundary, CrashHook};
 pub enum StartError {
     /// Database preparation failed.
     #[error(transparent)]
-    Db(#[from] db::DbError),
+    Db(#[from] service_kit::db::DbError),
     /// The server could not start.
     #[error(transparent)]
     App(#[from] service_kit::app::AppError),
@@ -68,8 +68,11 @@ impl std::fmt::Debug for Options {
 pub async fn build(config: OrderConfig, options: Options) -> Result<RunningService, StartError> {
     let pool = db::prepare(
         &config.database_url,
-        20,
-        options.db_patience.unwrap_or(Duration::from_secs(120)),
+        &service_kit::db::PoolSettings {
+            max_connections: 20,
+            acquire_timeout: Duration::from_secs(5),
+            patience: options.db_patience.unwrap_or(Duration::from_secs(120)),
+        },
     )
     .await?;
     let mut host = ServiceHost::new(config.service.clone());
@@ -119,14 +122,7 @@ pub async fn build(config: OrderConfig, options: Options) -> Result<RunningServi
     );
     let ready_pool = pool.clone();
     host.readiness_check("postgres", move || {
-        let pool = ready_pool.clone();
-        async move {
-            sqlx::query("SELECT 1")
-                .execute(&pool)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
+        service_kit::db::ping(ready_pool.clone())
     });
     let close_pool = pool.clone();
     host.on_shutdown(async move { close_pool.close().await });

@@ -26,8 +26,9 @@ use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::{ReservationBody, ReservationRequest};
-use crate::extract::{db_error, IdPath};
 use crate::state::AppState;
+use service_kit::db::db_error;
+use service_kit::extract::IdPath;
 
 /// What a reservation request came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
