@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
 use service_kit::ServiceConfig;
+use service_testkit::TestDatabase;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -36,6 +37,8 @@ struct App {
     topology: Topology,
     amqp_url: String,
     http: reqwest::Client,
+    /// The `notifications_t…` database, dropped after the test.
+    _database: TestDatabase,
 }
 
 impl App {
@@ -47,11 +50,10 @@ impl App {
             &format!("notifications.test.{id}"),
         );
         let amqp_url = infra.amqp_url().expect("rabbitmq port");
+        let database = TestDatabase::named(infra, &format!("notifications_t{id}"));
         let config = NotificationConfig {
             service: ServiceConfig::for_tests("notification-service"),
-            database_url: infra
-                .postgres_url(&format!("notifications_t{id}"))
-                .expect("postgres port"),
+            database_url: database.url.clone(),
             amqp_url: amqp_url.clone(),
             topology: topology.clone(),
             prefetch: 8,
@@ -72,6 +74,7 @@ impl App {
                 .no_proxy()
                 .build()
                 .expect("client"),
+            _database: database,
         };
         app.wait_for(|m| m.lines().any(|l| l == "notification_amqp_connected 1"))
             .await;
