@@ -15,12 +15,15 @@
 //! - [`extract`]: path and query extractors with JSON rejections;
 //! - `db` (feature `db`): the service's own Postgres database, created and migrated at
 //!   start, and database errors as HTTP answers;
-//! - `redis_conn` (feature `redis`): a lazily connected Redis handle.
+//! - `redis_conn` (feature `redis`): a lazily connected Redis handle;
+//! - `amqp` (feature `amqp`): the `/ready` check of a RabbitMQ connection.
 //!
 //! The registry and the gateway need neither database nor cache, so those modules sit
 //! behind features and only the business services pull sqlx and redis in.
 
 pub mod admin;
+#[cfg(feature = "amqp")]
+pub mod amqp;
 pub mod app;
 pub mod client;
 pub mod config;

@@ -43,18 +43,22 @@ pub async fn build(config: NotificationConfig) -> Result<RunningService, StartEr
     .await?;
     let mut host = ServiceHost::new(config.service.clone());
     host.openapi(openapi());
+    let amqp = service_kit::amqp::AmqpLink::new();
     consumer::EventConsumer::new(
         pool.clone(),
         config.amqp_url.clone(),
         config.topology.clone(),
         config.prefetch,
         host.metrics(),
+        amqp.clone(),
     )
     .spawn(host.tracker(), host.shutdown_token());
     let ready_pool = pool.clone();
     host.readiness_check("postgres", move || {
         service_kit::db::ping(ready_pool.clone())
-    });
+    })
+    // The consumer's connection: without it no event is stored.
+    .readiness_check("rabbitmq", move || amqp.clone().check());
     let close_pool = pool.clone();
     host.on_shutdown(async move { close_pool.close().await });
     Ok(host.bind(routes::router(pool)).await?)

@@ -105,12 +105,14 @@ pub async fn build(config: OrderConfig, options: Options) -> Result<RunningServi
     );
     let cancel = host.shutdown_token();
     engine.spawn(host.tracker(), cancel.clone());
+    let amqp = service_kit::amqp::AmqpLink::new();
     relay::OutboxRelay::new(
         pool.clone(),
         config.amqp_url.clone(),
         config.exchange.clone(),
         relay_wake,
         &metrics,
+        amqp.clone(),
     )
     .spawn(host.tracker(), cancel.clone());
     stats::spawn(
@@ -123,7 +125,9 @@ pub async fn build(config: OrderConfig, options: Options) -> Result<RunningServi
     let ready_pool = pool.clone();
     host.readiness_check("postgres", move || {
         service_kit::db::ping(ready_pool.clone())
-    });
+    })
+    // The outbox relay's connection: events wait in the outbox while it is down.
+    .readiness_check("rabbitmq", move || amqp.clone().check());
     let close_pool = pool.clone();
     host.on_shutdown(async move { close_pool.close().await });
     let state = routes::AppState {
