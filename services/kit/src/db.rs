@@ -75,7 +75,10 @@ pub struct PoolSettings {
     /// Largest number of connections the pool opens.
     pub max_connections: u32,
     /// How long a request waits for a free connection before it fails with
-    /// `PoolTimedOut` (answered as 503 `database_unavailable` by [`db_error`]).
+    /// `PoolTimedOut` (answered as 503 `database_unavailable` by [`db_error`]). Longer than
+    /// the callers' per-attempt timeout (the kit client's and the gateway's 5 s): a burst
+    /// larger than the pool queues for a connection rather than failing fast, and a
+    /// caller that stopped waiting has already given up on its own.
     pub acquire_timeout: Duration,
     /// How long start-up keeps retrying while the server is not reachable yet.
     pub patience: Duration,
@@ -85,7 +88,7 @@ impl Default for PoolSettings {
     fn default() -> Self {
         Self {
             max_connections: 16,
-            acquire_timeout: Duration::from_secs(3),
+            acquire_timeout: Duration::from_secs(10),
             patience: Duration::from_secs(30),
         }
     }
@@ -243,15 +246,31 @@ pub async fn ping(pool: PgPool) -> Result<(), String> {
         .map_err(|e| format!("postgres: {e}"))
 }
 
-/// Map a database error: connection trouble is 503 `database_unavailable` (retryable),
-/// anything else 500 with the cause logged.
-pub fn db_error(e: sqlx::Error) -> ApiError {
-    match &e {
+/// Whether `e` says the database cannot take the request now (pool exhausted, server
+/// unreachable, out of connection slots, starting or shutting down) rather than that the
+/// request is wrong: retrying later may succeed.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => {
+        | sqlx::Error::WorkerCrashed => true,
+        // 53300 too_many_connections, 57P01 admin_shutdown, 57P03 cannot_connect_now.
+        sqlx::Error::Database(d) => matches!(
+            d.code().as_deref(),
+            Some("53300") | Some("57P01") | Some("57P03")
+        ),
+        _ => false,
+    }
+}
+
+/// Map a database error: the database being unavailable ([`is_unavailable`]) is 503
+/// `database_unavailable` with `Retry-After` (callers retry; no 500 storm under load),
+/// anything else 500 with the cause logged.
+pub fn db_error(e: sqlx::Error) -> ApiError {
+    match &e {
+        e if is_unavailable(e) => {
             tracing::warn!(error = %e, "database unavailable");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
