@@ -2,9 +2,10 @@
 //! JSON and `DELETE /admin/faults` to clear it, authorised with the `X-Admin-Token` header.
 //!
 //! Requests go from the host to the replica's admin port as published on 127.0.0.1 — never
-//! to a container address. Which container port is the admin port: the component's `PORT`
-//! environment variable when set (the service kit listens there), else the port of its
-//! HTTP health check, else its only published port. The token is the component's
+//! to a container address. Which container port is the admin port: the component's
+//! `ADMIN_PORT` environment variable when set (the kit's separate admin listener), else
+//! its `PORT` (the kit serves the admin API on its one port), else the port of its HTTP
+//! health check, else its only published port. The token is the component's
 //! `ADMIN_TOKEN` from stack.toml, or `MSCTL_ADMIN_TOKEN` from msctl's environment.
 
 use std::time::Duration;
@@ -31,12 +32,10 @@ pub struct AdminTarget {
 
 /// The container port of a component's admin API.
 pub fn admin_port(c: &Component) -> Result<u16, ChaosError> {
-    if let Some(p) = c
-        .environment
-        .get("PORT")
-        .and_then(|p| p.parse::<u16>().ok())
-    {
-        return Ok(p);
+    for var in ["ADMIN_PORT", "PORT"] {
+        if let Some(p) = c.environment.get(var).and_then(|p| p.parse::<u16>().ok()) {
+            return Ok(p);
+        }
     }
     if let Some(HealthProbe::Http { port, .. }) = c.health.as_ref().map(|h| &h.probe) {
         return Ok(*port);
@@ -44,7 +43,7 @@ pub fn admin_port(c: &Component) -> Result<u16, ChaosError> {
     match c.ports.as_slice() {
         [one] => Ok(one.container),
         _ => Err(ChaosError::Usage(format!(
-            "cannot tell which port of component \"{}\" serves /admin/faults; set components.{}.environment.PORT",
+            "cannot tell which port of component \"{}\" serves /admin/faults; set components.{}.environment.ADMIN_PORT (or PORT)",
             c.name, c.name
         ))),
     }
@@ -200,7 +199,19 @@ mod tests {
     }
 
     #[test]
-    fn the_admin_port_comes_from_port_then_health_then_the_only_port() {
+    fn the_admin_port_comes_from_admin_port_then_port_then_health_then_the_only_port() {
+        assert_eq!(
+            admin_port(&component(
+                &[("PORT", "8080"), ("ADMIN_PORT", "9000")],
+                Some(8080)
+            ))
+            .expect("port"),
+            9000
+        );
+        assert_eq!(
+            admin_port(&component(&[("ADMIN_PORT", "9000")], None)).expect("port"),
+            9000
+        );
         assert_eq!(
             admin_port(&component(&[("PORT", "9000")], Some(8080))).expect("port"),
             9000
@@ -208,6 +219,23 @@ mod tests {
         assert_eq!(admin_port(&component(&[], Some(8080))).expect("port"), 8080);
         let e = admin_port(&component(&[], None)).expect_err("ambiguous");
         assert!(e.is_usage() && e.to_string().contains("PORT"), "{e}");
+    }
+
+    #[test]
+    fn with_an_admin_port_the_request_goes_to_its_published_port() {
+        let c = component(
+            &[
+                ("PORT", "8080"),
+                ("ADMIN_PORT", "9000"),
+                ("ADMIN_TOKEN", "t"),
+            ],
+            Some(8080),
+        );
+        let t = admin_target(&c, &container(40123), None).expect("target");
+        assert_eq!(
+            t.base_url, "http://127.0.0.1:40124",
+            "the host port of 9000"
+        );
     }
 
     #[test]

@@ -12,15 +12,23 @@
 //! ```
 //!
 //! Middleware, outermost first: request context (request id, `traceparent`, span) →
-//! metrics → admin-token check for `/admin/**` → fault injection → the routes.
+//! metrics → which paths this listener serves → admin-token check for `/admin/**` →
+//! fault injection → the routes (a wrong method on a known path gets a JSON 405
+//! `method_not_allowed`, with `Allow`).
+//!
+//! Listeners: without `ADMIN_PORT` one listener serves everything. With it, the main
+//! listener serves the API and the probes and answers `/admin/**` with 404 `not_found`; the
+//! admin listener serves `/admin/**` (whatever the service mounts there) and `/health`,
+//! `/ready`, `/metrics`, and 404 for the rest. Faults apply to the main listener's API
+//! traffic only (the fault layer exempts admin and probe paths).
 //!
 //! Shutdown (SIGTERM, Ctrl-C or [`RunningService::shutdown_token`]): the registration loop
-//! deregisters, the server stops accepting and drains in-flight requests for at most
+//! deregisters, both listeners stop accepting and drain in-flight requests for at most
 //! `SHUTDOWN_GRACE`, background tasks are awaited, then the `on_shutdown` hooks run (close
 //! pools).
 
 use std::collections::HashMap;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -55,7 +63,7 @@ type ReadinessFn = Arc<dyn Fn() -> BoxFuture<Result<(), String>> + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}; set PORT to a free port")]
+    #[error("cannot listen on {addr}: {source}; set PORT (or ADMIN_PORT) to a free port")]
     Bind {
         /// Address.
         addr: SocketAddr,
@@ -202,8 +210,14 @@ impl ServiceHost {
         self
     }
 
-    /// The full router: kit endpoints, `routes`, and the middleware stack.
+    /// The full router of a single-listener service: kit endpoints, `routes`, and the
+    /// middleware stack.
     pub fn router(&self, routes: Router) -> Router {
+        self.listener_router(routes, Listener::Combined)
+    }
+
+    /// The router for one listener: every route, with `listener`'s path filter.
+    fn listener_router(&self, routes: Router, listener: Listener) -> Router {
         let ready = ReadyState {
             checks: self.readiness.clone(),
         };
@@ -242,7 +256,9 @@ impl ServiceHost {
                 }),
             )
             .merge(self.faults.routes())
-            .merge(routes);
+            .merge(routes)
+            // Every route, the service's included, unless it brought its own.
+            .method_not_allowed_fallback(method_not_allowed);
         let router = if self.custom_fallback {
             router
         } else {
@@ -254,24 +270,41 @@ impl ServiceHost {
                 AdminToken(self.config.admin_token.as_deref().map(Arc::from)),
                 admin_guard,
             ))
+            .layer(from_fn_with_state(listener, listener_filter))
             .layer(from_fn_with_state(self.metrics.clone(), metrics::track))
             .layer(from_fn(context::propagate))
     }
 
-    /// Bind the listener and assemble the router; registration starts with
+    /// Bind the listener(s) and assemble the routers; registration starts with
     /// [`RunningService::run_until_stopped`].
     pub async fn bind(self, routes: Router) -> Result<RunningService, AppError> {
-        let addr = SocketAddr::new(self.config.bind_host, self.config.port);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| AppError::Bind { addr, source })?;
-        let local_addr = listener.local_addr().map_err(AppError::Serve)?;
-        let router = self.router(routes);
+        let ip = self.config.bind_host;
+        let listen = |port: u16| async move {
+            let addr = SocketAddr::new(ip, port);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| AppError::Bind { addr, source })?;
+            let local = listener.local_addr().map_err(AppError::Serve)?;
+            Ok::<_, AppError>((listener, local))
+        };
+        let (listener, local_addr) = listen(self.config.port).await?;
+        let (router, admin) = match self.config.admin_port {
+            None => (self.router(routes), None),
+            Some(port) => {
+                let (admin_listener, admin_addr) = listen(port).await?;
+                let admin_router = self.listener_router(routes.clone(), Listener::Admin);
+                (
+                    self.listener_router(routes, Listener::Api),
+                    Some((admin_listener, admin_addr, admin_router)),
+                )
+            }
+        };
         Ok(RunningService {
             host: self,
             listener,
             local_addr,
             router,
+            admin,
         })
     }
 }
@@ -282,12 +315,15 @@ pub struct RunningService {
     listener: tokio::net::TcpListener,
     local_addr: SocketAddr,
     router: Router,
+    /// The admin listener, its address and router, when `ADMIN_PORT` is set.
+    admin: Option<(tokio::net::TcpListener, SocketAddr, Router)>,
 }
 
 impl std::fmt::Debug for RunningService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunningService")
             .field("local_addr", &self.local_addr)
+            .field("admin_addr", &self.admin_addr())
             .finish_non_exhaustive()
     }
 }
@@ -296,6 +332,12 @@ impl RunningService {
     /// The address actually bound (useful with `PORT=0`).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The admin listener's address when `ADMIN_PORT` is set; otherwise the admin API is
+    /// on [`RunningService::local_addr`].
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, addr, _)| *addr)
     }
 
     /// Cancel this token to stop the service gracefully.
@@ -310,6 +352,7 @@ impl RunningService {
             listener,
             local_addr,
             router,
+            admin,
         } = self;
         let cancel = host.cancel.clone();
         let signals = cancel.clone();
@@ -353,12 +396,27 @@ impl RunningService {
             );
         }
         tracing::info!(service = %host.config.service_name, addr = %local_addr, "listening");
-        let drain = cancel.clone();
-        let server = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { drain.cancelled().await });
+        let serve = |listener: tokio::net::TcpListener, router: Router| {
+            let drain = cancel.clone();
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { drain.cancelled().await })
+            .into_future()
+        };
+        let api = serve(listener, router);
+        let admin = admin.map(|(listener, addr, router)| {
+            tracing::info!(addr = %addr, "admin API listening");
+            serve(listener, router)
+        });
+        // Both listeners drain together; the first to fail stops the other.
+        let server = async move {
+            match admin {
+                None => api.await,
+                Some(admin) => tokio::try_join!(api, admin).map(|_| ()),
+            }
+        };
         let grace = host.config.shutdown_grace;
         let deadline = cancel.clone();
         let result = tokio::select! {
@@ -454,4 +512,49 @@ async fn admin_guard(State(token): State<AdminToken>, req: Request, next: Next) 
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
+}
+
+/// Which requests a listener answers (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    /// No `ADMIN_PORT`: everything on one port.
+    Combined,
+    /// The main port when `ADMIN_PORT` is set: everything but `/admin/**`.
+    Api,
+    /// The admin port: `/admin/**` and the probes.
+    Admin,
+}
+
+fn is_admin_path(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
+}
+
+async fn listener_filter(State(listener): State<Listener>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let refused = match listener {
+        Listener::Combined => None,
+        Listener::Api if is_admin_path(path) => {
+            Some("the admin API is served on the admin port (ADMIN_PORT), not on this one")
+        }
+        Listener::Admin
+            if !(is_admin_path(path) || matches!(path, "/health" | "/ready" | "/metrics")) =>
+        {
+            Some("this is the admin port: it serves /admin/**, /health, /ready and /metrics")
+        }
+        Listener::Api | Listener::Admin => None,
+    };
+    match refused {
+        Some(message) => ApiError::not_found(message).into_response(),
+        None => next.run(req).await,
+    }
+}
+
+/// A known path with a method it does not take: axum's bare 405 with a JSON body and a
+/// stable code like every other error (axum still adds `Allow`).
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this method is not allowed on this path; see /openapi.json",
+    )
 }

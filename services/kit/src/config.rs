@@ -65,6 +65,30 @@ impl<'a> Env<'a> {
             .filter(|v| !v.is_empty())
     }
 
+    /// The value of `name`, which must be set; `hint` says how.
+    pub fn required(&self, name: &'static str, hint: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing { name, hint })
+    }
+
+    /// A required URL whose scheme is one of `schemes` (e.g. `["postgres", "postgresql"]`).
+    /// A wrong value is reported redacted: such URLs carry passwords.
+    pub fn required_url(
+        &self,
+        name: &'static str,
+        schemes: &[&str],
+        hint: &'static str,
+    ) -> Result<String, ConfigError> {
+        let url = self.required(name, hint)?;
+        if schemes.iter().any(|s| url.starts_with(&format!("{s}://"))) {
+            return Ok(url);
+        }
+        Err(ConfigError::Invalid {
+            name: name.to_owned(),
+            value: "<redacted>".into(),
+            reason: format!("expected a {}:// URL", schemes.first().unwrap_or(&"")),
+        })
+    }
+
     /// Parse `name` with `FromStr`, or return `default` when unset.
     pub fn parse_or<T>(&self, name: &str, default: T, expected: &str) -> Result<T, ConfigError>
     where
@@ -151,6 +175,10 @@ pub struct ServiceConfig {
     pub bind_host: IpAddr,
     /// Port to listen on; 0 picks a free one.
     pub port: u16,
+    /// Port of the separate admin listener (`ADMIN_PORT`): `/admin/**`, `/health`,
+    /// `/ready` and `/metrics` are served there and the main port answers `/admin/**` with
+    /// 404. `None` serves everything on `port`; 0 picks a free one.
+    pub admin_port: Option<u16>,
     /// Registry settings; `None` when `REGISTRY_URL` is unset (the service runs standalone).
     pub registry: Option<RegistryConfig>,
     /// Token required on `/admin/**`; `None` disables the admin API.
@@ -167,6 +195,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("service_name", &self.service_name)
             .field("bind_host", &self.bind_host)
             .field("port", &self.port)
+            .field("admin_port", &self.admin_port)
             .field("registry", &self.registry)
             .field(
                 "admin_token",
@@ -214,6 +243,28 @@ impl ServiceConfig {
             });
         }
         let port = env.parse_or("PORT", default_port, "a port number 0-65535")?;
+        let admin_port = match env.get("ADMIN_PORT") {
+            None => None,
+            Some(v) => match v.parse::<u16>() {
+                Ok(p) if p != 0 && p == port => {
+                    return Err(ConfigError::Invalid {
+                        name: "ADMIN_PORT".into(),
+                        value: v,
+                        reason: format!(
+                        "must differ from PORT ({port}); unset it to serve the admin API on PORT"
+                    ),
+                    })
+                }
+                Ok(p) => Some(p),
+                Err(_) => {
+                    return Err(ConfigError::Invalid {
+                        name: "ADMIN_PORT".into(),
+                        value: v,
+                        reason: "expected a port number 0-65535".into(),
+                    })
+                }
+            },
+        };
         let bind_host = env.parse_or(
             "BIND_HOST",
             IpAddr::from([0, 0, 0, 0]),
@@ -279,6 +330,7 @@ impl ServiceConfig {
             service_name,
             bind_host,
             port,
+            admin_port,
             registry,
             admin_token: env.get("ADMIN_TOKEN"),
             jwt,
@@ -292,6 +344,7 @@ impl ServiceConfig {
             service_name: service_name.to_owned(),
             bind_host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
+            admin_port: None,
             registry: None,
             admin_token: Some("test-admin-token".into()),
             jwt: None,
@@ -313,6 +366,28 @@ mod tests {
         assert_eq!(cfg.bind_host, IpAddr::from([0, 0, 0, 0]));
         assert!(cfg.registry.is_none());
         assert!(cfg.jwt.is_none());
+        assert_eq!(
+            cfg.admin_port, None,
+            "one listener unless ADMIN_PORT is set"
+        );
+    }
+
+    #[test]
+    fn admin_port_is_read_and_must_differ_from_the_main_port() {
+        let cfg = ServiceConfig::from_lookup(&Env::from_pairs(&[
+            ("SERVICE_NAME", "product-service"),
+            ("ADMIN_PORT", "9000"),
+        ]))
+        .expect("valid");
+        assert_eq!((cfg.port, cfg.admin_port), (8080, Some(9000)));
+        // Both ephemeral is fine: the two listeners get different free ports.
+        let cfg = ServiceConfig::from_lookup(&Env::from_pairs(&[
+            ("SERVICE_NAME", "x"),
+            ("PORT", "0"),
+            ("ADMIN_PORT", "0"),
+        ]))
+        .expect("valid");
+        assert_eq!(cfg.admin_port, Some(0));
     }
 
     #[test]
@@ -366,6 +441,8 @@ mod tests {
             ),
             (vec![("JWT_SECRET", "short")], "JWT_SECRET"),
             (vec![("BIND_HOST", "localhost")], "BIND_HOST"),
+            (vec![("ADMIN_PORT", "admin")], "ADMIN_PORT"),
+            (vec![("ADMIN_PORT", "8080")], "ADMIN_PORT"),
         ] {
             let mut all = vec![("SERVICE_NAME", "x")];
             all.extend(pairs);

@@ -40,7 +40,19 @@ async fn echo(State(hits): State<Arc<AtomicUsize>>, req: Request) -> Json<Value>
 }
 
 async fn spawn(name: &str, ready: bool) -> Server {
-    let mut host = ServiceHost::new(ServiceConfig::for_tests(name));
+    spawn_with(ServiceConfig::for_tests(name), ready).await.0
+}
+
+/// A service started with `config`; also returns its admin address and the task running it.
+async fn spawn_with(
+    config: ServiceConfig,
+    ready: bool,
+) -> (
+    Server,
+    Option<std::net::SocketAddr>,
+    tokio::task::JoinHandle<Result<(), service_kit::app::AppError>>,
+) {
+    let mut host = ServiceHost::new(config);
     host.readiness_check("database", move || async move {
         if ready {
             Ok(())
@@ -62,9 +74,10 @@ async fn spawn(name: &str, ready: bool) -> Server {
         .with_state(hits.clone());
     let running = host.bind(routes).await.expect("binds");
     let addr = running.local_addr();
+    let admin = running.admin_addr();
     let cancel = running.shutdown_token();
-    tokio::spawn(running.run_until_stopped());
-    Server { addr, cancel, hits }
+    let task = tokio::spawn(running.run_until_stopped());
+    (Server { addr, cancel, hits }, admin, task)
 }
 
 #[tokio::test]
@@ -364,4 +377,164 @@ async fn json_helpers_classify_failures_and_user_id_is_required() {
         .await
         .expect("json");
     assert_eq!(v["user"], "u-42");
+}
+
+async fn code_of(r: reqwest::Response) -> (u16, Option<String>) {
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    (status, v["code"].as_str().map(str::to_owned))
+}
+
+/// With ADMIN_PORT the admin API moves to its own listener: the main port answers
+/// `/admin/**` with a JSON 404, the admin port serves nothing but admin and probes, faults
+/// set on the admin port hit the API on the main port, and shutdown closes both.
+#[tokio::test]
+async fn admin_port_splits_the_admin_api_from_the_api() {
+    let mut config = ServiceConfig::for_tests("thing-service");
+    config.admin_port = Some(0);
+    let (s, admin, task) = spawn_with(config, true).await;
+    let admin = admin.expect("an admin listener");
+    assert_ne!(admin.port(), s.addr.port());
+    let (api, admin) = (format!("http://{}", s.addr), format!("http://{admin}"));
+    let http = reqwest::Client::new();
+    let send = |req: reqwest::RequestBuilder| async move { req.send().await.expect("answer") };
+
+    // The main port: API and probes; /admin is not here, whatever the token.
+    assert_eq!(
+        send(http.get(format!("{api}/api/v1/things/1")))
+            .await
+            .status(),
+        200
+    );
+    for path in ["/health", "/ready", "/metrics"] {
+        assert_eq!(
+            send(http.get(format!("{api}{path}"))).await.status(),
+            200,
+            "{path}"
+        );
+    }
+    for req in [
+        http.get(format!("{api}/admin/faults"))
+            .bearer_auth("test-admin-token"),
+        http.post(format!("{api}/admin/faults"))
+            .bearer_auth("test-admin-token")
+            .json(&json!({"status": 503})),
+        http.delete(format!("{api}/admin/faults")),
+        http.get(format!("{api}/admin")),
+    ] {
+        assert_eq!(
+            code_of(send(req).await).await,
+            (404, Some("not_found".into()))
+        );
+    }
+
+    // The admin port: admin (token required) and probes; no API.
+    for path in ["/health", "/ready", "/metrics"] {
+        assert_eq!(
+            send(http.get(format!("{admin}{path}"))).await.status(),
+            200,
+            "{path}"
+        );
+    }
+    for path in ["/api/v1/things/1", "/openapi.json", "/nope"] {
+        assert_eq!(
+            code_of(send(http.get(format!("{admin}{path}"))).await).await,
+            (404, Some("not_found".into())),
+            "{path}"
+        );
+    }
+    assert_eq!(s.hits.load(Ordering::SeqCst), 1, "the API was reached once");
+    let fault = json!({"status": 503});
+    assert_eq!(
+        code_of(send(http.post(format!("{admin}/admin/faults")).json(&fault)).await).await,
+        (401, Some("unauthorized".into()))
+    );
+    let r = send(
+        http.post(format!("{admin}/admin/faults"))
+            .bearer_auth("test-admin-token")
+            .json(&fault),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
+    // The fault hits API traffic on the main port, not the admin port or the probes.
+    assert_eq!(
+        code_of(send(http.get(format!("{api}/api/v1/things/1"))).await).await,
+        (503, Some("injected_fault".into()))
+    );
+    assert_eq!(send(http.get(format!("{api}/health"))).await.status(), 200);
+    let r = send(
+        http.get(format!("{admin}/admin/faults"))
+            .bearer_auth("test-admin-token"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.expect("json")["status"], 503);
+    let r = send(
+        http.delete(format!("{admin}/admin/faults"))
+            .bearer_auth("test-admin-token"),
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        send(http.get(format!("{api}/api/v1/things/1")))
+            .await
+            .status(),
+        200
+    );
+
+    // Graceful shutdown stops both listeners.
+    s.cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops in time")
+        .expect("task")
+        .expect("clean stop");
+    let fresh = reqwest::Client::new();
+    for base in [&api, &admin] {
+        assert!(
+            fresh.get(format!("{base}/health")).send().await.is_err(),
+            "{base} still answers after shutdown"
+        );
+    }
+}
+
+/// A known path with a method it does not take gets a JSON 405 with a stable code and the
+/// `Allow` header, on the kit's routes and the service's alike.
+// Regression: `/admin/faults` answered a wrong method with an empty 405.
+#[tokio::test]
+async fn wrong_methods_get_a_json_405() {
+    let s = spawn("thing-service", true).await;
+    let base = format!("http://{}", s.addr);
+    let http = reqwest::Client::new();
+    for (method, path) in [
+        (Method::PUT, "/admin/faults"),
+        (Method::PATCH, "/admin/faults"),
+        (Method::POST, "/health"),
+        (Method::DELETE, "/ready"),
+        (Method::POST, "/metrics"),
+        (Method::PUT, "/openapi.json"),
+        (Method::DELETE, "/api/v1/things/1"),
+    ] {
+        let r = http
+            .request(method.clone(), format!("{base}{path}"))
+            .header("x-admin-token", "test-admin-token")
+            .send()
+            .await
+            .expect("answer");
+        let allow = r.headers().get("allow").cloned();
+        assert_eq!(
+            code_of(r).await,
+            (405, Some("method_not_allowed".into())),
+            "{method} {path}"
+        );
+        assert!(allow.is_some(), "{method} {path}: Allow header kept");
+    }
+    // The admin token is still checked before the method.
+    let r = http
+        .put(format!("{base}/admin/faults"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(code_of(r).await, (401, Some("unauthorized".into())));
 }

@@ -61,10 +61,6 @@ impl Topology {
     }
 }
 
-fn required(env: &Env<'_>, name: &'static str, hint: &'static str) -> Result<String, ConfigError> {
-    env.get(name).ok_or(ConfigError::Missing { name, hint })
-}
-
 impl NotificationConfig {
     /// Read from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -74,30 +70,16 @@ impl NotificationConfig {
     /// Read through `env`; `SERVICE_NAME` defaults to `notification-service`.
     pub fn from_lookup(env: &Env<'_>) -> Result<Self, ConfigError> {
         let service = ServiceConfig::from_lookup_named(env, "notification-service", 8080)?;
-        let database_url = required(
-            env,
+        let database_url = env.required_url(
             "DATABASE_URL",
+            &["postgres", "postgresql"],
             "set it to e.g. postgres://msctl:msctl@postgres:5432/notifications",
         )?;
-        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
-            return Err(ConfigError::Invalid {
-                name: "DATABASE_URL".into(),
-                value: "<redacted>".into(),
-                reason: "expected a postgres:// URL".into(),
-            });
-        }
-        let amqp_url = required(
-            env,
+        let amqp_url = env.required_url(
             "AMQP_URL",
+            &["amqp", "amqps"],
             "set it to e.g. amqp://msctl:msctl@rabbitmq:5672/%2f",
         )?;
-        if !amqp_url.starts_with("amqp://") && !amqp_url.starts_with("amqps://") {
-            return Err(ConfigError::Invalid {
-                name: "AMQP_URL".into(),
-                value: "<redacted>".into(),
-                reason: "expected an amqp:// URL".into(),
-            });
-        }
         let prefetch: u16 = env.parse_or("NOTIFICATIONS_PREFETCH", 32, "a number 1-65535")?;
         if prefetch == 0 {
             return Err(ConfigError::Invalid {

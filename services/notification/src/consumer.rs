@@ -20,6 +20,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use service_kit::amqp::AmqpLink;
 use service_kit::metrics::{Counter, Gauge, Metrics};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -104,6 +105,7 @@ pub struct EventConsumer {
     duplicates: Counter,
     dead_lettered: Counter,
     connected: Gauge,
+    link: AmqpLink,
 }
 
 impl std::fmt::Debug for EventConsumer {
@@ -124,13 +126,15 @@ enum Handled {
 }
 
 impl EventConsumer {
-    /// A consumer storing into `pool`.
+    /// A consumer storing into `pool`; it reports its connection to `link` (the `/ready`
+    /// check).
     pub fn new(
         pool: PgPool,
         amqp_url: String,
         topology: Topology,
         prefetch: u16,
         metrics: &Metrics,
+        link: AmqpLink,
     ) -> Self {
         let events = |outcome: &str| {
             metrics.counter(
@@ -152,6 +156,7 @@ impl EventConsumer {
                 "Whether the consumer holds a RabbitMQ connection (1) or not (0).",
                 &[],
             ),
+            link,
         }
     }
 
@@ -171,8 +176,14 @@ impl EventConsumer {
             self.connected.set(0);
             match result {
                 Ok(()) if cancel.is_cancelled() => break,
-                Ok(()) => tracing::warn!("rabbitmq closed the consumer; reconnecting"),
-                Err(e) => tracing::warn!(error = %e, "notification consumer failed; reconnecting"),
+                Ok(()) => {
+                    self.link.down("rabbitmq closed the consumer");
+                    tracing::warn!("rabbitmq closed the consumer; reconnecting");
+                }
+                Err(e) => {
+                    self.link.down(&e);
+                    tracing::warn!(error = %e, "notification consumer failed; reconnecting");
+                }
             }
             failures += 1;
             let pause = Duration::from_millis((100u64 << failures.min(5)).min(2_000));
@@ -181,6 +192,7 @@ impl EventConsumer {
                 () = tokio::time::sleep(pause) => {}
             }
         }
+        self.link.down("shutting down");
         self.connected.set(0);
     }
 
@@ -189,7 +201,9 @@ impl EventConsumer {
         cancel: &CancellationToken,
         failures: &mut u32,
     ) -> Result<(), ConsumerError> {
-        let conn = Connection::connect(&self.amqp_url, ConnectionProperties::default()).await?;
+        let conn = std::sync::Arc::new(
+            Connection::connect(&self.amqp_url, ConnectionProperties::default()).await?,
+        );
         let result = self.consume_on(&conn, cancel, failures).await;
         let _ = conn.close(200, "bye").await;
         result
@@ -197,7 +211,7 @@ impl EventConsumer {
 
     async fn consume_on(
         &self,
-        conn: &Connection,
+        conn: &std::sync::Arc<Connection>,
         cancel: &CancellationToken,
         failures: &mut u32,
     ) -> Result<(), ConsumerError> {
@@ -215,6 +229,7 @@ impl EventConsumer {
             )
             .await?;
         tracing::info!(queue = %self.topology.queue, "consuming order events");
+        self.link.up(conn.clone());
         self.connected.set(1);
         *failures = 0;
         loop {

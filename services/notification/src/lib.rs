@@ -24,7 +24,7 @@ pub use config::{NotificationConfig, Topology};
 pub enum StartError {
     /// Database preparation failed.
     #[error(transparent)]
-    Db(#[from] db::DbError),
+    Db(#[from] service_kit::db::DbError),
     /// The server could not start.
     #[error(transparent)]
     App(#[from] service_kit::app::AppError),
@@ -32,28 +32,33 @@ pub enum StartError {
 
 /// Prepare the database, start the consumer and bind the server.
 pub async fn build(config: NotificationConfig) -> Result<RunningService, StartError> {
-    let pool = db::prepare(&config.database_url, 10, Duration::from_secs(120)).await?;
+    let pool = db::prepare(
+        &config.database_url,
+        &service_kit::db::PoolSettings {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            patience: Duration::from_secs(120),
+        },
+    )
+    .await?;
     let mut host = ServiceHost::new(config.service.clone());
     host.openapi(openapi());
+    let amqp = service_kit::amqp::AmqpLink::new();
     consumer::EventConsumer::new(
         pool.clone(),
         config.amqp_url.clone(),
         config.topology.clone(),
         config.prefetch,
         host.metrics(),
+        amqp.clone(),
     )
     .spawn(host.tracker(), host.shutdown_token());
     let ready_pool = pool.clone();
     host.readiness_check("postgres", move || {
-        let pool = ready_pool.clone();
-        async move {
-            sqlx::query("SELECT 1")
-                .execute(&pool)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-    });
+        service_kit::db::ping(ready_pool.clone())
+    })
+    // The consumer's connection: without it no event is stored.
+    .readiness_check("rabbitmq", move || amqp.clone().check());
     let close_pool = pool.clone();
     host.on_shutdown(async move { close_pool.close().await });
     Ok(host.bind(routes::router(pool)).await?)

@@ -79,10 +79,6 @@ impl std::fmt::Debug for OrderConfig {
     }
 }
 
-fn required(env: &Env<'_>, name: &'static str, hint: &'static str) -> Result<String, ConfigError> {
-    env.get(name).ok_or(ConfigError::Missing { name, hint })
-}
-
 impl OrderConfig {
     /// Read from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -92,30 +88,16 @@ impl OrderConfig {
     /// Read through `env`; `SERVICE_NAME` defaults to `order-service`, `PORT` to 8080.
     pub fn from_lookup(env: &Env<'_>) -> Result<Self, ConfigError> {
         let service = ServiceConfig::from_lookup_named(env, "order-service", 8080)?;
-        let database_url = required(
-            env,
+        let database_url = env.required_url(
             "DATABASE_URL",
+            &["postgres", "postgresql"],
             "set it to e.g. postgres://msctl:msctl@postgres:5432/orders",
         )?;
-        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
-            return Err(ConfigError::Invalid {
-                name: "DATABASE_URL".into(),
-                value: "<redacted>".into(),
-                reason: "expected a postgres:// URL".into(),
-            });
-        }
-        let amqp_url = required(
-            env,
+        let amqp_url = env.required_url(
             "AMQP_URL",
+            &["amqp", "amqps"],
             "set it to e.g. amqp://msctl:msctl@rabbitmq:5672/%2f",
         )?;
-        if !amqp_url.starts_with("amqp://") && !amqp_url.starts_with("amqps://") {
-            return Err(ConfigError::Invalid {
-                name: "AMQP_URL".into(),
-                value: "<redacted>".into(),
-                reason: "expected an amqp:// URL".into(),
-            });
-        }
         let d = SagaSettings::default();
         let concurrency: usize = env.parse_or("SAGA_CONCURRENCY", d.concurrency, "a number")?;
         if concurrency == 0 {

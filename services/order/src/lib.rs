@@ -38,7 +38,7 @@ pub use engine::{Boundary, CrashHook};
 pub enum StartError {
     /// Database preparation failed.
     #[error(transparent)]
-    Db(#[from] db::DbError),
+    Db(#[from] service_kit::db::DbError),
     /// The server could not start.
     #[error(transparent)]
     App(#[from] service_kit::app::AppError),
@@ -68,8 +68,11 @@ impl std::fmt::Debug for Options {
 pub async fn build(config: OrderConfig, options: Options) -> Result<RunningService, StartError> {
     let pool = db::prepare(
         &config.database_url,
-        20,
-        options.db_patience.unwrap_or(Duration::from_secs(120)),
+        &service_kit::db::PoolSettings {
+            max_connections: 20,
+            acquire_timeout: Duration::from_secs(5),
+            patience: options.db_patience.unwrap_or(Duration::from_secs(120)),
+        },
     )
     .await?;
     let mut host = ServiceHost::new(config.service.clone());
@@ -102,12 +105,14 @@ pub async fn build(config: OrderConfig, options: Options) -> Result<RunningServi
     );
     let cancel = host.shutdown_token();
     engine.spawn(host.tracker(), cancel.clone());
+    let amqp = service_kit::amqp::AmqpLink::new();
     relay::OutboxRelay::new(
         pool.clone(),
         config.amqp_url.clone(),
         config.exchange.clone(),
         relay_wake,
         &metrics,
+        amqp.clone(),
     )
     .spawn(host.tracker(), cancel.clone());
     stats::spawn(
@@ -119,15 +124,10 @@ pub async fn build(config: OrderConfig, options: Options) -> Result<RunningServi
     );
     let ready_pool = pool.clone();
     host.readiness_check("postgres", move || {
-        let pool = ready_pool.clone();
-        async move {
-            sqlx::query("SELECT 1")
-                .execute(&pool)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-    });
+        service_kit::db::ping(ready_pool.clone())
+    })
+    // The outbox relay's connection: events wait in the outbox while it is down.
+    .readiness_check("rabbitmq", move || amqp.clone().check());
     let close_pool = pool.clone();
     host.on_shutdown(async move { close_pool.close().await });
     let state = routes::AppState {

@@ -16,6 +16,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareO
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use service_kit::amqp::AmqpLink;
 use service_kit::metrics::{Counter, Gauge, Metrics};
 use sqlx::{PgPool, Row};
 use tokio::sync::Notify;
@@ -53,6 +54,7 @@ pub struct OutboxRelay {
     nacked: Counter,
     unroutable: Counter,
     connected: Gauge,
+    link: AmqpLink,
 }
 
 impl std::fmt::Debug for OutboxRelay {
@@ -79,19 +81,22 @@ pub async fn declare_exchange(channel: &Channel, exchange: &str) -> Result<(), l
 }
 
 impl OutboxRelay {
-    /// A relay publishing to `exchange`; woken through `wake` when rows are written.
+    /// A relay publishing to `exchange`; woken through `wake` when rows are written. It
+    /// reports its connection to `link` (the `/ready` check).
     pub fn new(
         pool: PgPool,
         amqp_url: String,
         exchange: String,
         wake: Arc<Notify>,
         metrics: &Metrics,
+        link: AmqpLink,
     ) -> Self {
         Self {
             pool,
             amqp_url,
             exchange,
             wake,
+            link,
             published: metrics.counter(
                 "outbox_published_total",
                 "Outbox events confirmed by RabbitMQ.",
@@ -121,8 +126,9 @@ impl OutboxRelay {
         tracker.spawn(async move { relay.run(cancel).await });
     }
 
-    async fn connect(&self) -> Result<(Connection, Channel), lapin::Error> {
-        let conn = Connection::connect(&self.amqp_url, ConnectionProperties::default()).await?;
+    async fn connect(&self) -> Result<(Arc<Connection>, Channel), lapin::Error> {
+        let conn =
+            Arc::new(Connection::connect(&self.amqp_url, ConnectionProperties::default()).await?);
         let channel = conn.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -132,7 +138,7 @@ impl OutboxRelay {
     }
 
     async fn run(self, cancel: CancellationToken) {
-        let mut link: Option<(Connection, Channel)> = None;
+        let mut link: Option<(Arc<Connection>, Channel)> = None;
         let mut failures: u32 = 0;
         loop {
             if cancel.is_cancelled() {
@@ -142,11 +148,13 @@ impl OutboxRelay {
                 match self.connect().await {
                     Ok(l) => {
                         tracing::info!(exchange = %self.exchange, "outbox relay connected to rabbitmq");
+                        self.link.up(l.0.clone());
                         link = Some(l);
                         self.connected.set(1);
                         failures = 0;
                     }
                     Err(e) => {
+                        self.link.down(&e);
                         failures += 1;
                         tracing::warn!(error = %e, failures, "outbox relay cannot reach rabbitmq; retrying");
                         if !pause(&cancel, backoff(failures)).await {
@@ -177,6 +185,7 @@ impl OutboxRelay {
                     failures += 1;
                     tracing::warn!(error = %e, "outbox relay failed; retrying");
                     if matches!(e, RelayError::Amqp(_) | RelayError::ConfirmTimeout(_)) {
+                        self.link.down(&e);
                         if let Some((conn, _)) = link.take() {
                             let _ = conn.close(0, "reconnecting").await;
                         }
@@ -188,6 +197,7 @@ impl OutboxRelay {
                 }
             }
         }
+        self.link.down("shutting down");
         if let Some((conn, _)) = link {
             let _ = conn.close(200, "shutdown").await;
         }

@@ -1,7 +1,5 @@
 //! Settings of payment-service: the kit's [`ServiceConfig`] plus the database.
 
-use std::str::FromStr;
-
 use service_kit::config::{ConfigError, Env};
 use service_kit::ServiceConfig;
 use sqlx::postgres::PgConnectOptions;
@@ -28,46 +26,8 @@ impl Settings {
     pub fn from_lookup(env: &Env<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
             service: ServiceConfig::from_lookup_named(env, "payment-service", 8080)?,
-            database: database_options(env, DEFAULT_DATABASE_URL)?,
+            database: service_kit::db::database_options(env, DEFAULT_DATABASE_URL)?,
         })
-    }
-}
-
-/// Parse `DATABASE_URL` (or `default`) and check the database name can be created safely.
-pub fn database_options(env: &Env<'_>, default: &str) -> Result<PgConnectOptions, ConfigError> {
-    let url = env
-        .get("DATABASE_URL")
-        .unwrap_or_else(|| default.to_owned());
-    let invalid = |reason: String| ConfigError::Invalid {
-        name: "DATABASE_URL".into(),
-        value: redact(&url),
-        reason,
-    };
-    let opts = PgConnectOptions::from_str(&url).map_err(|e| {
-        invalid(format!(
-            "expected a URL such as postgres://user:pass@host:5432/db ({e})"
-        ))
-    })?;
-    match opts.get_database() {
-        Some(db) if crate::db::valid_database_name(db) => Ok(opts),
-        Some(db) => Err(invalid(format!(
-            "database name {db:?} must be 1-63 letters, digits or '_'"
-        ))),
-        None => Err(invalid(
-            "the URL must name a database, e.g. /payments".into(),
-        )),
-    }
-}
-
-/// The URL without its password, for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:<redacted>{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -7,7 +7,6 @@
 pub mod config;
 pub mod db;
 pub mod domain;
-pub mod extract;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

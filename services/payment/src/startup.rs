@@ -7,7 +7,7 @@ use service_kit::{RunningService, ServiceHost};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::db::{self, DbSetupError};
+use crate::db;
 use crate::state::AppState;
 use crate::{openapi, routes};
 
@@ -16,7 +16,7 @@ use crate::{openapi, routes};
 pub enum StartupError {
     /// Database setup failed.
     #[error(transparent)]
-    Database(#[from] DbSetupError),
+    Database(#[from] service_kit::db::DbError),
     /// Binding the listener failed.
     #[error(transparent)]
     App(#[from] AppError),
@@ -35,9 +35,11 @@ impl Application {
         let mut host = ServiceHost::new(settings.service.clone());
         let state = AppState::new(pool.clone(), host.metrics());
         let ready_pool = pool.clone();
-        host.readiness_check("postgres", move || db::ping(ready_pool.clone()))
-            .openapi(openapi::document())
-            .on_shutdown(async move { pool.close().await });
+        host.readiness_check("postgres", move || {
+            service_kit::db::ping(ready_pool.clone())
+        })
+        .openapi(openapi::document())
+        .on_shutdown(async move { pool.close().await });
         let running = host.bind(routes::router(state)).await?;
         Ok(Self { running })
     }

@@ -12,8 +12,8 @@ use redis::AsyncCommands;
 use service_kit::metrics::{Counter, Metrics};
 use uuid::Uuid;
 
-use crate::redis_conn::RedisHandle;
 use crate::routes::products::ProductView;
+use service_kit::redis_conn::RedisHandle;
 
 /// The product cache.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! product-service: the catalog, stock, and the reservation API used by the order saga.
 //!
 //! - [`config`]: settings from the environment; [`startup`]: [`startup::Application`];
-//! - [`db`]: create-if-missing, connect, migrate; [`redis_conn`]: lazy Redis;
+//! - [`db`]: the migrations and the kit's create-if-missing, connect, migrate;
 //! - [`domain`]: validated request values; [`routes`]: handlers;
 //! - [`cache`]: the Redis read-through product cache; [`seed`]: fixtures loading.
 
@@ -9,9 +9,7 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod domain;
-pub mod extract;
 pub mod openapi;
-pub mod redis_conn;
 pub mod routes;
 pub mod seed;
 pub mod startup;

@@ -10,7 +10,7 @@ use service_kit::ApiError;
 use sqlx::PgPool;
 
 use crate::domain::{NewProduct, NewProductBody};
-use crate::extract::db_error;
+use service_kit::db::db_error;
 
 /// The seed file.
 #[derive(Debug, Deserialize)]

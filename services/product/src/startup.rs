@@ -3,13 +3,13 @@
 use std::net::SocketAddr;
 
 use service_kit::app::AppError;
+use service_kit::redis_conn::RedisHandle;
 use service_kit::{RunningService, ServiceHost};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::ProductCache;
 use crate::config::Settings;
-use crate::db::{self, DbSetupError};
-use crate::redis_conn::RedisHandle;
+use crate::db;
 use crate::state::{AppState, CatalogAdmins};
 use crate::{openapi, routes};
 
@@ -18,7 +18,7 @@ use crate::{openapi, routes};
 pub enum StartupError {
     /// Database setup failed.
     #[error(transparent)]
-    Database(#[from] DbSetupError),
+    Database(#[from] service_kit::db::DbError),
     /// `REDIS_URL` was refused by the client.
     #[error("REDIS_URL is invalid: {0}")]
     Redis(#[from] redis::RedisError),
@@ -46,10 +46,12 @@ impl Application {
         );
         let state = AppState::new(pool.clone(), cache, admins, host.metrics());
         let ready_pool = pool.clone();
-        host.readiness_check("postgres", move || db::ping(ready_pool.clone()))
-            .readiness_check("redis", move || redis.clone().ping())
-            .openapi(openapi::document())
-            .on_shutdown(async move { pool.close().await });
+        host.readiness_check("postgres", move || {
+            service_kit::db::ping(ready_pool.clone())
+        })
+        .readiness_check("redis", move || redis.clone().ping())
+        .openapi(openapi::document())
+        .on_shutdown(async move { pool.close().await });
         let running = host.bind(routes::router(state)).await?;
         Ok(Self { running })
     }

@@ -1,7 +1,6 @@
 //! Settings of user-service: the kit's [`ServiceConfig`] (which must carry the JWT
 //! secret), the database, Redis, token lifetime and password-hashing cost.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use service_kit::config::{ConfigError, Env};
@@ -93,7 +92,7 @@ impl Settings {
         }
         Ok(Self {
             service,
-            database: database_options(env, DEFAULT_DATABASE_URL)?,
+            database: service_kit::db::database_options(env, DEFAULT_DATABASE_URL)?,
             redis_url,
             redis_prefix: env
                 .get("REDIS_PREFIX")
@@ -104,42 +103,6 @@ impl Settings {
                 iterations,
             },
         })
-    }
-}
-
-/// Parse `DATABASE_URL` (or `default`) and check the database name can be created safely.
-pub fn database_options(env: &Env<'_>, default: &str) -> Result<PgConnectOptions, ConfigError> {
-    let url = env
-        .get("DATABASE_URL")
-        .unwrap_or_else(|| default.to_owned());
-    let invalid = |reason: String| ConfigError::Invalid {
-        name: "DATABASE_URL".into(),
-        value: redact(&url),
-        reason,
-    };
-    let opts = PgConnectOptions::from_str(&url).map_err(|e| {
-        invalid(format!(
-            "expected a URL such as postgres://user:pass@host:5432/db ({e})"
-        ))
-    })?;
-    match opts.get_database() {
-        Some(db) if crate::db::valid_database_name(db) => Ok(opts),
-        Some(db) => Err(invalid(format!(
-            "database name {db:?} must be 1-63 letters, digits or '_'"
-        ))),
-        None => Err(invalid("the URL must name a database, e.g. /users".into())),
-    }
-}
-
-/// The URL without its password, for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:<redacted>{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_owned(),
     }
 }
 

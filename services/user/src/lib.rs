@@ -8,10 +8,8 @@
 pub mod config;
 pub mod db;
 pub mod domain;
-pub mod extract;
 pub mod openapi;
 pub mod password;
-pub mod redis_conn;
 pub mod revocation;
 pub mod routes;
 pub mod seed;

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::AsyncCommands;
 
-use crate::redis_conn::RedisHandle;
+use service_kit::redis_conn::RedisHandle;
 
 /// The revocation list.
 #[derive(Debug, Clone)]

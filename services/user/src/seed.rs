@@ -10,9 +10,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::{EmailAddress, Password, Role, UserName};
-use crate::extract::db_error;
 use crate::password::PasswordHashing;
 use crate::routes::users::insert_user;
+use service_kit::db::db_error;
 
 /// One seed user; the password is hashed on the way in.
 #[derive(Debug, Deserialize)]

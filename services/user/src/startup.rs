@@ -4,13 +4,13 @@ use std::net::SocketAddr;
 
 use service_kit::app::AppError;
 use service_kit::jwt::JwtKeys;
+use service_kit::redis_conn::RedisHandle;
 use service_kit::{RunningService, ServiceHost};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::db::{self, DbSetupError};
+use crate::db;
 use crate::password::{HashError, PasswordHashing};
-use crate::redis_conn::RedisHandle;
 use crate::revocation::Revocations;
 use crate::state::AppState;
 use crate::{openapi, routes};
@@ -20,7 +20,7 @@ use crate::{openapi, routes};
 pub enum StartupError {
     /// Database setup failed.
     #[error(transparent)]
-    Database(#[from] DbSetupError),
+    Database(#[from] service_kit::db::DbError),
     /// `REDIS_URL` was refused by the client.
     #[error("REDIS_URL is invalid: {0}")]
     Redis(#[from] redis::RedisError),
@@ -66,10 +66,12 @@ impl Application {
             host.metrics(),
         );
         let ready_pool = pool.clone();
-        host.readiness_check("postgres", move || db::ping(ready_pool.clone()))
-            .readiness_check("redis", move || redis.clone().ping())
-            .openapi(openapi::document())
-            .on_shutdown(async move { pool.close().await });
+        host.readiness_check("postgres", move || {
+            service_kit::db::ping(ready_pool.clone())
+        })
+        .readiness_check("redis", move || redis.clone().ping())
+        .openapi(openapi::document())
+        .on_shutdown(async move { pool.close().await });
         let running = host.bind(routes::router(state)).await?;
         Ok(Self { running })
     }

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
 use service_kit::ServiceConfig;
+use service_testkit::TestDatabase;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -36,6 +37,8 @@ struct App {
     topology: Topology,
     amqp_url: String,
     http: reqwest::Client,
+    /// The `notifications_t…` database, dropped after the test.
+    _database: TestDatabase,
 }
 
 impl App {
@@ -47,11 +50,10 @@ impl App {
             &format!("notifications.test.{id}"),
         );
         let amqp_url = infra.amqp_url().expect("rabbitmq port");
+        let database = TestDatabase::named(infra, &format!("notifications_t{id}"));
         let config = NotificationConfig {
             service: ServiceConfig::for_tests("notification-service"),
-            database_url: infra
-                .postgres_url(&format!("notifications_t{id}"))
-                .expect("postgres port"),
+            database_url: database.url.clone(),
             amqp_url: amqp_url.clone(),
             topology: topology.clone(),
             prefetch: 8,
@@ -72,6 +74,7 @@ impl App {
                 .no_proxy()
                 .build()
                 .expect("client"),
+            _database: database,
         };
         app.wait_for(|m| m.lines().any(|l| l == "notification_amqp_connected 1"))
             .await;
@@ -362,4 +365,50 @@ fn generated_malformed_requests_never_get_a_5xx() {
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+/// `/ready` covers the consumer's RabbitMQ connection, not only Postgres.
+// Regression: /ready answered 200 while the consumer had no broker connection.
+#[tokio::test]
+async fn ready_checks_the_rabbitmq_connection() {
+    let app = App::spawn().await;
+    let (status, v) = app.get("/ready", None).await;
+    assert_eq!(
+        (status, &v["checks"]["rabbitmq"]),
+        (200, &json!("ok")),
+        "{v}"
+    );
+    app.stop().await;
+
+    // A broker nobody answers for: the service starts, but is not ready.
+    let infra = infra().await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let id = Uuid::new_v4().simple().to_string();
+    let database = TestDatabase::named(infra, &format!("notifications_t{id}"));
+    let running = notification_service::build(NotificationConfig {
+        service: ServiceConfig::for_tests("notification-service"),
+        database_url: database.url.clone(),
+        amqp_url: format!("amqp://msctl:msctl@127.0.0.1:{dead}/%2f"),
+        topology: Topology::new(
+            &format!("orders.test.{id}"),
+            &format!("notifications.test.{id}"),
+        ),
+        prefetch: 8,
+    })
+    .await
+    .expect("starts without rabbitmq");
+    let base = format!("http://{}", running.local_addr());
+    let cancel = running.shutdown_token();
+    let task = tokio::spawn(running.run_until_stopped());
+    let r = reqwest::get(format!("{base}/ready")).await.expect("answer");
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.expect("json");
+    let check = v["checks"]["rabbitmq"].as_str().unwrap_or("");
+    assert!(check.starts_with("rabbitmq: not connected"), "{v}");
+    assert_eq!(v["checks"]["postgres"], "ok", "{v}");
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
 }

@@ -152,12 +152,32 @@ async fn events_written_while_rabbitmq_is_down_are_all_delivered_once_it_is_back
         || async { (notifications(&http, &notify, "").await.len() == 10).then_some(()) },
     )
     .await;
+    // /ready of both includes their RabbitMQ connection.
+    for base in [order.url(""), notify.url("")] {
+        assert_eq!(
+            rabbitmq_readiness(&http, &base).await,
+            (200, "ok".to_owned()),
+            "{base}"
+        );
+    }
 
     // The outage: the body runs in its own task so RabbitMQ is restored even if it fails.
     stop_rabbitmq().await;
     let during = {
-        let (http, order_url) = (http.clone(), order.url(""));
+        let (http, order_url, notify_url) = (http.clone(), order.url(""), notify.url(""));
         tokio::spawn(async move {
+            // Both stop being ready: their connection to RabbitMQ is gone.
+            for base in [&order_url, &notify_url] {
+                eventually(
+                    "not ready without rabbitmq",
+                    Duration::from_secs(30),
+                    || async {
+                        let (status, check) = rabbitmq_readiness(&http, base).await;
+                        (status == 503 && !check.is_empty() && check != "ok").then_some(())
+                    },
+                )
+                .await;
+            }
             let mut ids = Vec::new();
             for i in 0..20 {
                 let user = format!("d{i}");
@@ -211,6 +231,12 @@ async fn events_written_while_rabbitmq_is_down_are_all_delivered_once_it_is_back
     };
     assert_eq!(lag.as_i64(), Some(40), "{lag}");
     ids.extend(during_ids);
+    for base in [order.url(""), notify.url("")] {
+        eventually("ready again", Duration::from_secs(60), || async {
+            (rabbitmq_readiness(&http, &base).await == (200, "ok".to_owned())).then_some(())
+        })
+        .await;
+    }
 
     let all = eventually(
         "every event delivered after the outage",
@@ -250,4 +276,17 @@ async fn events_written_while_rabbitmq_is_down_are_all_delivered_once_it_is_back
     order.stop().await;
     notify.stop().await;
     shop.close().await;
+}
+
+/// `GET /ready` of the service at `base`: its status and its `rabbitmq` check.
+async fn rabbitmq_readiness(http: &reqwest::Client, base: &str) -> (u16, String) {
+    let Ok(r) = http.get(format!("{base}/ready")).send().await else {
+        return (0, String::new());
+    };
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or_default();
+    (
+        status,
+        v["checks"]["rabbitmq"].as_str().unwrap_or("").to_owned(),
+    )
 }

@@ -9,6 +9,7 @@ use order_service::config::SagaSettings;
 use order_service::{CrashHook, Options, OrderConfig};
 use service_kit::registry::Directory;
 use service_kit::ServiceConfig;
+use service_testkit::TestDatabase;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -47,30 +48,31 @@ pub fn amqp_url(infra: &TestInfra) -> String {
     }
 }
 
-/// Names and URLs of one test's world.
-#[derive(Debug, Clone)]
+/// Names and URLs of one test's world; its databases are dropped with it.
+#[derive(Debug)]
 pub struct World {
     pub orders_db: String,
     pub notifications_db: String,
     pub amqp_url: String,
     pub exchange: String,
     pub queue: String,
+    /// The `orders_t…` and `notifications_t…` databases, dropped after the test.
+    _databases: [TestDatabase; 2],
 }
 
 impl World {
     pub async fn new() -> Self {
         let infra = infra().await;
         let id = Uuid::new_v4().simple().to_string();
+        let orders = TestDatabase::named(infra, &format!("orders_t{id}"));
+        let notifications = TestDatabase::named(infra, &format!("notifications_t{id}"));
         Self {
-            orders_db: infra
-                .postgres_url(&format!("orders_t{id}"))
-                .expect("postgres port"),
-            notifications_db: infra
-                .postgres_url(&format!("notifications_t{id}"))
-                .expect("postgres port"),
+            orders_db: orders.url.clone(),
+            notifications_db: notifications.url.clone(),
             amqp_url: amqp_url(infra),
             exchange: format!("orders.test.{id}"),
             queue: format!("notifications.test.{id}"),
+            _databases: [orders, notifications],
         }
     }
 }
@@ -274,6 +276,8 @@ pub struct Shop {
     pub product_pool: sqlx::PgPool,
     pub directory: Directory,
     http: reqwest::Client,
+    /// The `products_t…` and `payments_t…` databases, dropped after the test.
+    _databases: [TestDatabase; 2],
 }
 
 /// The product admin (`X-User-Id` allowed to create products).
@@ -309,9 +313,9 @@ impl Shop {
         };
         let infra = infra().await;
         let id = Uuid::new_v4().simple().to_string();
-        let product_db = infra
-            .postgres_url(&format!("products_t{id}"))
-            .expect("postgres port");
+        let products = TestDatabase::named(infra, &format!("products_t{id}"));
+        let payments = TestDatabase::named(infra, &format!("payments_t{id}"));
+        let product_db = products.url.clone();
         let product =
             product_service::startup::Application::build(product_service::config::Settings {
                 service: config("product-service"),
@@ -335,12 +339,7 @@ impl Shop {
         let payment =
             payment_service::startup::Application::build(payment_service::config::Settings {
                 service: config("payment-service"),
-                database: sqlx::postgres::PgConnectOptions::from_str(
-                    &infra
-                        .postgres_url(&format!("payments_t{id}"))
-                        .expect("postgres port"),
-                )
-                .expect("url"),
+                database: sqlx::postgres::PgConnectOptions::from_str(&payments.url).expect("url"),
             })
             .await
             .expect("payment-service starts");
@@ -376,6 +375,7 @@ impl Shop {
             product_pool,
             directory,
             http: http(),
+            _databases: [products, payments],
         }
     }
 

@@ -235,6 +235,130 @@ async fn crash_at_and_resume(shop: &Shop, boundary: Boundary) {
     second.stop().await;
 }
 
+/// The refund compensation: one of three paid orders has its reservation released behind
+/// the saga's back just before the commit (so the commit is refused and the saga refunds),
+/// and order-service is killed at `boundary` of that refund; a new instance finishes it.
+/// The refund happens exactly once, and stock and money balance.
+async fn crash_around_refund_and_resume(shop: &Shop, boundary: Boundary) {
+    let world = World::new().await;
+    let http = http();
+    let p = shop.add_product(700, 10).await;
+    let before = shop.ledger().await;
+    let sabotaged = Arc::new(Mutex::new(None::<uuid::Uuid>));
+    let crashed = Arc::new(Mutex::new(0usize));
+    let (target, count) = (sabotaged.clone(), crashed.clone());
+    let release_url = shop.product.url("/internal/reservations");
+    let hook: order_service::CrashHook = Arc::new(move |id, b| {
+        if b == Boundary::AfterRecord(SagaState::Committing) {
+            // The first saga about to commit loses its reservation, synchronously, so the
+            // commit that follows is refused: no timing involved.
+            let mut t = target.lock().expect("lock");
+            if t.is_none() {
+                *t = Some(id);
+                drop(t);
+                let url = format!("{release_url}/{id}/release");
+                let status = tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(async {
+                        crate::helpers::http()
+                            .post(url)
+                            .send()
+                            .await
+                            .map(|r| r.status())
+                    })
+                });
+                assert_eq!(status.expect("release").as_u16(), 200);
+            }
+            return false;
+        }
+        if *target.lock().expect("lock") != Some(id) {
+            return false;
+        }
+        // Once "killed" there, this instance makes no more recorded progress on the saga
+        // (a re-claim after its lease lapsed stops at the next boundary).
+        let mut n = count.lock().expect("lock");
+        if b == boundary || *n > 0 {
+            *n += 1;
+            return true;
+        }
+        false
+    });
+    let lease = Duration::from_secs(1);
+    let first = spawn_order(OrderSpec {
+        directory: Some(shop.directory.clone()),
+        hook: Some(hook),
+        saga: fast_saga(lease),
+        ..OrderSpec::new(&world)
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let user = format!("r{i}");
+        ids.push((place_one(&http, &first, &user, p, 1, GOOD_CARD).await, user));
+    }
+    eventually(
+        &format!("the refunding saga stopped at {boundary:?}"),
+        Duration::from_secs(30),
+        || async { (*crashed.lock().expect("lock") >= 1).then_some(()) },
+    )
+    .await;
+    first.stop().await;
+    let second = spawn_order(OrderSpec {
+        directory: Some(shop.directory.clone()),
+        saga: fast_saga(lease),
+        ..OrderSpec::new(&world)
+    })
+    .await;
+    let refunded = sabotaged
+        .lock()
+        .expect("lock")
+        .expect("a saga was sabotaged");
+    let mut confirmed_total = 0;
+    for (id, user) in &ids {
+        let o = settled(&http, &second, user, id).await;
+        if *id == refunded.to_string() {
+            assert_eq!(o["status"], "cancelled", "{boundary:?}: {o}");
+            assert!(
+                o["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("commit_rejected"),
+                "{boundary:?}: {o}"
+            );
+            let (status, payment) = shop.payment_of(id, user).await;
+            assert_eq!(
+                (status, payment["status"].as_str()),
+                (200, Some("refunded")),
+                "{boundary:?}: {payment}"
+            );
+            let journal = get_json(&http, &second.url(&format!("/admin/sagas/{id}")), "").await;
+            let refunds = journal["steps"]
+                .as_array()
+                .expect("steps")
+                .iter()
+                .filter(|s| s["step"] == "refund")
+                .count();
+            assert_eq!(refunds, 1, "{boundary:?}: one recorded refund: {journal}");
+        } else {
+            assert_eq!(o["status"], "confirmed", "{boundary:?}: {o}");
+            confirmed_total += o["total_cents"].as_i64().expect("total");
+        }
+    }
+    assert_eq!(shop.stock(p).await, (8, 0, 2), "{boundary:?}");
+    let after = shop.ledger().await;
+    let delta = |k: &str| after[k].as_i64().unwrap_or(0) - before[k].as_i64().unwrap_or(0);
+    assert_eq!(
+        (delta("captures"), delta("refunds"), delta("refunded_cents")),
+        (3, 1, 700),
+        "{boundary:?}: three captures, one refund of the sabotaged order: {after}"
+    );
+    assert_eq!(
+        delta("net_cents"),
+        confirmed_total,
+        "{boundary:?}: money captured − refunded = confirmed totals"
+    );
+    second.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_order_service_resumes_every_saga_after_restart_at_every_step_boundary() {
     let shop = Shop::open().await;
@@ -248,6 +372,14 @@ async fn a_killed_order_service_resumes_every_saga_after_restart_at_every_step_b
         Boundary::AfterRecord(SagaState::Releasing),
     ] {
         crash_at_and_resume(&shop, boundary).await;
+    }
+    // Around the refund compensation: before it runs, and after payment-service refunded
+    // but before the saga recorded it (the refund is re-run: exactly once all the same).
+    for boundary in [
+        Boundary::AfterRecord(SagaState::Refunding),
+        Boundary::AfterCall(SagaStep::Refund),
+    ] {
+        crash_around_refund_and_resume(&shop, boundary).await;
     }
     shop.close().await;
 }

@@ -19,8 +19,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::{Charge, ChargeBody};
-use crate::extract::{db_error, IdPath};
 use crate::state::AppState;
+use service_kit::db::db_error;
+use service_kit::extract::IdPath;
 
 /// The recorded state of an order's payment.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

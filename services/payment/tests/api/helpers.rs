@@ -8,25 +8,17 @@ use payment_service::config::Settings;
 use payment_service::startup::Application;
 use serde_json::{json, Value};
 use service_kit::ServiceConfig;
+use service_testkit::TestDatabase;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
-use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 pub const CARD: &str = "4242424242424242";
 pub const DECLINED: &str = "4000000000000002";
 
-static INFRA: OnceCell<TestInfra> = OnceCell::const_new();
-
 /// Postgres, booted once per test binary.
 pub async fn infra() -> &'static TestInfra {
-    INFRA
-        .get_or_init(|| async {
-            TestInfra::boot(env!("CARGO_MANIFEST_DIR"), &["postgres"])
-                .await
-                .expect("boot postgres (is the Docker engine up?)")
-        })
-        .await
+    service_testkit::infra(&["postgres"]).await
 }
 
 /// A running service and a handle on its database.
@@ -35,41 +27,21 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub pool: PgPool,
     shutdown: tokio_util::sync::CancellationToken,
-    /// (maintenance database URL, test database name), dropped with the app.
-    database: (String, String),
+    /// The test database, dropped after the service stopped.
+    _database: TestDatabase,
 }
 
 impl Drop for TestApp {
-    /// Stop the service and drop its database, so runs do not pile databases up in the
-    /// shared test Postgres. On a thread of its own: `Drop` cannot await.
+    /// Stop the service; its database is dropped after, with the [`TestDatabase`] field.
     fn drop(&mut self) {
         self.shutdown.cancel();
-        let (url, db) = self.database.clone();
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                use sqlx::Connection;
-                let mut c = sqlx::PgConnection::connect(&url).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-                    .execute(&mut c)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(_))) {
-            eprintln!("could not drop test database {}", self.database.1);
-        }
     }
 }
 
 pub async fn spawn_app() -> TestApp {
     let infra = infra().await;
-    let db = format!("payment_test_{}", Uuid::new_v4().simple());
-    let url = infra.postgres_url(&db).expect("postgres port");
+    let database = TestDatabase::fresh(infra, "payment_test_");
+    let url = database.url.clone();
     let settings = Settings {
         service: ServiceConfig::for_tests("payment-service"),
         database: PgConnectOptions::from_str(&url).expect("url"),
@@ -84,7 +56,7 @@ pub async fn spawn_app() -> TestApp {
         client: reqwest::Client::new(),
         pool,
         shutdown,
-        database: (infra.postgres_url("postgres").expect("postgres port"), db),
+        _database: database,
     }
 }
 
@@ -93,24 +65,9 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    /// POST `body`; a 503 (database pool exhausted on a loaded machine) is retried, as
-    /// every caller of these services does.
+    /// POST `body`, retrying 503 (see [`service_testkit::post_json`]).
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        for _ in 0..50 {
-            let r = self
-                .client
-                .post(self.url(path))
-                .json(body)
-                .send()
-                .await
-                .expect("request");
-            let status = r.status().as_u16();
-            if status != 503 {
-                return (status, r.json().await.unwrap_or(Value::Null));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("POST {path} still 503 after 50 tries");
+        service_testkit::post_json(&self.client, &self.url(path), body).await
     }
 
     pub async fn charge(&self, order_id: Uuid, amount_cents: i64, card: &str) -> (u16, Value) {

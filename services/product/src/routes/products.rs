@@ -12,8 +12,9 @@ use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
 use crate::domain::{like_pattern, NewProduct, NewProductBody, ProductPatch, ProductPatchBody};
-use crate::extract::{db_error, ApiQuery, IdPath};
 use crate::state::AppState;
+use service_kit::db::db_error;
+use service_kit::extract::{ApiQuery, IdPath};
 
 /// Stock counters; `available + reserved + sold` stays equal to the stock put in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

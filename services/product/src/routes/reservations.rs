@@ -1,10 +1,17 @@
 //! The internal reservation API used by the order saga. Every call is idempotent on the
 //! order id; the `reservations` row is the idempotency record.
 //!
-//! - reserve: all or nothing. Lines are taken in product-id order with a conditional
-//!   `UPDATE … WHERE available >= qty` (a row lock, re-checked after waiting), inside a
-//!   savepoint that is rolled back when any line is short; the refusal is recorded so a
-//!   retry gets the same 409.
+//! - reserve: all or nothing. The order's record is claimed first (no product lock yet),
+//!   then the products' rows are locked in product-id order (`SELECT … FOR UPDATE`, which
+//!   waits for and returns the latest stock), the decision is made on those values, and
+//!   one statement applies every line and the total; the refusal is recorded so a retry
+//!   gets the same 409.
+//!
+//! Hot products: every reservation of a product queues on its row lock, and each holds a
+//! pooled connection while it queues. The lock is therefore held for two round trips only
+//! (the batched write and `COMMIT`), not one per statement per line: a lock held across
+//! many round trips let a burst of 32 sagas outlast the pool's acquire timeout (503s that
+//! opened the saga's breaker).
 //! - release: reserved → released (stock back to available). Releasing an unknown order
 //!   leaves a `released` tombstone, so a reserve that arrives after its compensation (a
 //!   timed-out request finally landing) cannot take stock for a cancelled order.
@@ -22,12 +29,13 @@ use axum::Json;
 use serde_json::json;
 use service_kit::error::ApiJson;
 use service_kit::ApiError;
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::{ReservationBody, ReservationRequest};
-use crate::extract::{db_error, IdPath};
 use crate::state::AppState;
+use service_kit::db::db_error;
+use service_kit::extract::IdPath;
 
 /// What a reservation request came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,64 +184,66 @@ pub async fn reserve_stock(
             .unwrap_or(Outcome::Released);
         return Ok((outcome, false));
     }
-    let mut lines = (*tx).begin().await?;
-    let mut total: i64 = 0;
+    // Lines are sorted by product id and merged (ReservationRequest::parse), so every
+    // transaction locks rows in the same order: no deadlocks.
+    let ids: Vec<Uuid> = req.items.iter().map(|(p, _)| *p).collect();
+    let quantities: Vec<i64> = req.items.iter().map(|(_, q)| *q).collect();
+    let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+        "SELECT id, available, price_cents FROM products \
+         WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let stock: std::collections::HashMap<Uuid, (i64, i64)> =
+        rows.into_iter().map(|(id, a, p)| (id, (a, p))).collect();
+    let mut prices = Vec::with_capacity(req.items.len());
     let mut short: Option<(Uuid, String)> = None;
     for &(product_id, quantity) in &req.items {
-        let price: Option<i64> = sqlx::query_scalar(
-            "UPDATE products SET available = available - $2, reserved = reserved + $2, \
-             updated_at = now() \
-             WHERE id = $1 AND deleted_at IS NULL AND available >= $2 RETURNING price_cents",
-        )
-        .bind(product_id)
-        .bind(quantity)
-        .fetch_optional(&mut *lines)
-        .await?;
-        match price {
-            Some(price) => {
-                sqlx::query(
-                    "INSERT INTO reservation_items (order_id, product_id, quantity, price_cents) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(req.order_id)
-                .bind(product_id)
-                .bind(quantity)
-                .bind(price)
-                .execute(&mut *lines)
-                .await?;
-                // Bounded by MAX_ITEMS × MAX_QUANTITY × MAX_PRICE_CENTS < i64::MAX.
-                total += price * quantity;
+        match stock.get(&product_id) {
+            Some(&(available, price)) if available >= quantity => prices.push(price),
+            Some(&(available, _)) => {
+                short = Some((
+                    product_id,
+                    format!(
+                        "product {product_id}: requested {quantity}, only {available} available"
+                    ),
+                ));
+                break;
             }
             None => {
-                let available: Option<i64> = sqlx::query_scalar(
-                    "SELECT available FROM products WHERE id = $1 AND deleted_at IS NULL",
-                )
-                .bind(product_id)
-                .fetch_optional(&mut *lines)
-                .await?;
-                let message = match available {
-                    Some(a) => {
-                        format!("product {product_id}: requested {quantity}, only {a} available")
-                    }
-                    None => format!("product {product_id} does not exist"),
-                };
-                short = Some((product_id, message));
+                short = Some((product_id, format!("product {product_id} does not exist")));
                 break;
             }
         }
     }
     let outcome = match short {
         None => {
-            lines.commit().await?;
-            sqlx::query("UPDATE reservations SET total_cents = $2 WHERE order_id = $1")
-                .bind(req.order_id)
-                .bind(total)
-                .execute(&mut *tx)
-                .await?;
+            // Bounded by MAX_ITEMS × MAX_QUANTITY × MAX_PRICE_CENTS < i64::MAX.
+            let total: i64 = prices.iter().zip(&quantities).map(|(p, q)| p * q).sum();
+            sqlx::query(
+                "WITH line AS ( \
+                     SELECT * FROM unnest($2::uuid[], $3::bigint[], $4::bigint[]) \
+                         AS l(product_id, quantity, price_cents)), \
+                 taken AS ( \
+                     UPDATE products p SET available = p.available - line.quantity, \
+                         reserved = p.reserved + line.quantity, updated_at = now() \
+                     FROM line WHERE p.id = line.product_id), \
+                 items AS ( \
+                     INSERT INTO reservation_items (order_id, product_id, quantity, price_cents) \
+                     SELECT $1, product_id, quantity, price_cents FROM line) \
+                 UPDATE reservations SET total_cents = $5 WHERE order_id = $1",
+            )
+            .bind(req.order_id)
+            .bind(&ids)
+            .bind(&quantities)
+            .bind(&prices)
+            .bind(total)
+            .execute(&mut *tx)
+            .await?;
             Outcome::Reserved { total_cents: total }
         }
         Some((product_id, message)) => {
-            lines.rollback().await?;
             sqlx::query(
                 "UPDATE reservations SET status = 'rejected', reject_product = $2, \
                  reject_message = $3 WHERE order_id = $1",
@@ -279,29 +289,36 @@ pub async fn recorded_outcome(
 }
 
 /// Move the held quantities of `order_id` (locked `reserved` record) with `set`, an SQL
-/// assignment list over `$2` (the quantity); returns the products touched.
+/// assignment list over `line.quantity`, and set the record's `status`; returns the
+/// products touched. The product rows are locked in id order first (no deadlocks), then
+/// one statement moves every line and updates the record, so the hot rows stay locked for
+/// two round trips (that statement and `COMMIT`).
 async fn move_stock(
     tx: &mut sqlx::PgConnection,
     order_id: Uuid,
     set: &str,
+    status: &str,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    let items: Vec<(Uuid, i64)> = sqlx::query_as(
-        "SELECT product_id, quantity FROM reservation_items WHERE order_id = $1 \
-         ORDER BY product_id",
+    let touched: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT p.id FROM products p \
+         WHERE p.id IN (SELECT product_id FROM reservation_items WHERE order_id = $1) \
+         ORDER BY p.id FOR UPDATE",
     )
     .bind(order_id)
     .fetch_all(&mut *tx)
     .await?;
-    for (product_id, quantity) in &items {
-        sqlx::query(&format!(
-            "UPDATE products SET {set}, updated_at = now() WHERE id = $1"
-        ))
-        .bind(product_id)
-        .bind(quantity)
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(items.into_iter().map(|(p, _)| p).collect())
+    sqlx::query(&format!(
+        "WITH line AS (SELECT product_id, quantity FROM reservation_items WHERE order_id = $1), \
+         moved AS ( \
+             UPDATE products p SET {set}, updated_at = now() \
+             FROM line WHERE p.id = line.product_id) \
+         UPDATE reservations SET status = $2, updated_at = now() WHERE order_id = $1"
+    ))
+    .bind(order_id)
+    .bind(status)
+    .execute(&mut *tx)
+    .await?;
+    Ok(touched)
 }
 
 /// `POST /internal/reservations/{order_id}/release`.
@@ -332,15 +349,9 @@ pub async fn release(
             let touched = move_stock(
                 &mut tx,
                 order_id,
-                "available = available + $2, reserved = reserved - $2",
+                "available = p.available + line.quantity, reserved = p.reserved - line.quantity",
+                "released",
             )
-            .await?;
-            sqlx::query(
-                "UPDATE reservations SET status = 'released', updated_at = now() \
-                 WHERE order_id = $1",
-            )
-            .bind(order_id)
-            .execute(&mut *tx)
             .await?;
             tx.commit().await?;
             state.reservations.released.inc();
@@ -375,15 +386,9 @@ pub async fn commit(
             let touched = move_stock(
                 &mut tx,
                 order_id,
-                "reserved = reserved - $2, sold = sold + $2",
+                "reserved = p.reserved - line.quantity, sold = p.sold + line.quantity",
+                "committed",
             )
-            .await?;
-            sqlx::query(
-                "UPDATE reservations SET status = 'committed', updated_at = now() \
-                 WHERE order_id = $1",
-            )
-            .bind(order_id)
-            .execute(&mut *tx)
             .await?;
             tx.commit().await?;
             state.reservations.committed.inc();

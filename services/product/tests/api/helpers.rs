@@ -9,9 +9,9 @@ use product_service::config::Settings;
 use product_service::startup::Application;
 use serde_json::{json, Value};
 use service_kit::ServiceConfig;
+use service_testkit::TestDatabase;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
-use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 /// The admin the tests configure in `PRODUCT_ADMIN_USERS`.
@@ -19,17 +19,9 @@ pub const ADMIN: Uuid = Uuid::from_u128(0xa0);
 /// The admin token of `ServiceConfig::for_tests`.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
-static INFRA: OnceCell<TestInfra> = OnceCell::const_new();
-
 /// Postgres and Redis, booted once per test binary.
 pub async fn infra() -> &'static TestInfra {
-    INFRA
-        .get_or_init(|| async {
-            TestInfra::boot(env!("CARGO_MANIFEST_DIR"), &["postgres", "redis"])
-                .await
-                .expect("boot postgres and redis (is the Docker engine up?)")
-        })
-        .await
+    service_testkit::infra(&["postgres", "redis"]).await
 }
 
 /// A running service and a handle on its database.
@@ -38,8 +30,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub pool: PgPool,
     shutdown: tokio_util::sync::CancellationToken,
-    /// (maintenance database URL, test database name), dropped with the app.
-    database: (String, String),
+    /// The test database, dropped after the service stopped.
+    _database: TestDatabase,
     /// How this instance was configured, for [`TestApp::spawn_replica`].
     settings: Settings,
 }
@@ -57,29 +49,9 @@ impl Drop for Replica {
 }
 
 impl Drop for TestApp {
-    /// Stop the service and drop its database, so runs do not pile databases up in the
-    /// shared test Postgres. On a thread of its own: `Drop` cannot await.
+    /// Stop the service; its database is dropped after, with the [`TestDatabase`] field.
     fn drop(&mut self) {
         self.shutdown.cancel();
-        let (url, db) = self.database.clone();
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                use sqlx::Connection;
-                let mut c = sqlx::PgConnection::connect(&url).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-                    .execute(&mut c)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(_))) {
-            eprintln!("could not drop test database {}", self.database.1);
-        }
     }
 }
 
@@ -91,8 +63,8 @@ pub async fn spawn_app() -> TestApp {
 /// Like [`spawn_app`] with another Redis URL (e.g. one nobody listens on).
 pub async fn spawn_app_with_redis(redis_url: &str) -> TestApp {
     let infra = infra().await;
-    let db = format!("product_test_{}", Uuid::new_v4().simple());
-    let url = infra.postgres_url(&db).expect("postgres port");
+    let database = TestDatabase::fresh(infra, "product_test_");
+    let (db, url) = (database.name.clone(), database.url.clone());
     let settings = Settings {
         service: ServiceConfig::for_tests("product-service"),
         database: PgConnectOptions::from_str(&url).expect("url"),
@@ -113,7 +85,7 @@ pub async fn spawn_app_with_redis(redis_url: &str) -> TestApp {
         client: reqwest::Client::new(),
         pool,
         shutdown,
-        database: (infra.postgres_url("postgres").expect("postgres port"), db),
+        _database: database,
         settings,
     }
 }
@@ -169,24 +141,9 @@ impl TestApp {
         .await
     }
 
-    /// POST `body`; a 503 (database pool exhausted on a loaded machine) is retried, as
-    /// every caller of these services does.
+    /// POST `body`, retrying 503 (see [`service_testkit::post_json`]).
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        for _ in 0..50 {
-            let r = self
-                .client
-                .post(self.url(path))
-                .json(body)
-                .send()
-                .await
-                .expect("request");
-            let status = r.status().as_u16();
-            if status != 503 {
-                return (status, r.json().await.unwrap_or(Value::Null));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("POST {path} still 503 after 50 tries");
+        service_testkit::post_json(&self.client, &self.url(path), body).await
     }
 
     pub async fn release(&self, order_id: Uuid) -> (u16, Value) {

@@ -18,8 +18,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::{EmailAddress, Password, UserName};
-use crate::extract::{db_error, IdPath};
 use crate::state::AppState;
+use service_kit::db::db_error;
+use service_kit::extract::IdPath;
 
 /// A user as the API shows it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

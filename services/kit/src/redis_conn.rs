@@ -1,16 +1,17 @@
-//! A Redis connection opened on first use, so the service starts (and keeps serving from
-//! Postgres) while Redis is down; the connection manager reconnects after I/O errors.
-//! Short timeouts keep a slow Redis from stalling requests: the cache is an optimisation.
+//! A Redis connection opened on first use (feature `redis`), so a service starts (and keeps
+//! serving from Postgres) while Redis is down; the connection manager reconnects after I/O
+//! errors. Short timeouts keep a slow Redis from stalling requests: for the services Redis
+//! is a cache or a revocation list checked on the side, not their store of record.
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
 /// A lazily connected, shared Redis handle; cheap to clone.
 #[derive(Clone)]
 pub struct RedisHandle {
-    client: redis::Client,
+    client: ::redis::Client,
     conn: std::sync::Arc<OnceCell<ConnectionManager>>,
     prefix: std::sync::Arc<str>,
 }
@@ -24,10 +25,10 @@ impl std::fmt::Debug for RedisHandle {
 }
 
 impl RedisHandle {
-    /// A handle for `url`; nothing is connected yet.
-    pub fn new(url: &str, prefix: &str) -> redis::RedisResult<Self> {
+    /// A handle for `url` whose keys start with `prefix`; nothing is connected yet.
+    pub fn new(url: &str, prefix: &str) -> ::redis::RedisResult<Self> {
         Ok(Self {
-            client: redis::Client::open(url)?,
+            client: ::redis::Client::open(url)?,
             conn: std::sync::Arc::new(OnceCell::new()),
             prefix: prefix.into(),
         })
@@ -39,7 +40,7 @@ impl RedisHandle {
     }
 
     /// The shared connection, connecting on first use.
-    pub async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
+    pub async fn conn(&self) -> ::redis::RedisResult<ConnectionManager> {
         let client = self.client.clone();
         self.conn
             .get_or_try_init(|| async move {
@@ -57,7 +58,7 @@ impl RedisHandle {
     /// `/ready` check: PING.
     pub async fn ping(self) -> Result<(), String> {
         let mut c = self.conn().await.map_err(|e| format!("redis: {e}"))?;
-        redis::cmd("PING")
+        ::redis::cmd("PING")
             .query_async::<String>(&mut c)
             .await
             .map(|_| ())

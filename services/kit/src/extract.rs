@@ -4,8 +4,9 @@
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use service_kit::ApiError;
 use uuid::Uuid;
+
+use crate::error::ApiError;
 
 /// A single UUID path parameter; anything else is 400 `invalid_id`.
 #[derive(Debug, Clone, Copy)]
@@ -36,26 +37,5 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .await
             .map(|Query(v)| ApiQuery(v))
             .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
-    }
-}
-
-/// Map a database error: connection trouble is 503 `database_unavailable` (retryable),
-/// anything else 500 with the cause logged.
-pub fn db_error(e: sqlx::Error) -> ApiError {
-    match &e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => {
-            tracing::warn!(error = %e, "database unavailable");
-            ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
-                "the database is unavailable; retry later",
-            )
-            .with_retry_after(std::time::Duration::from_secs(1))
-        }
-        _ => ApiError::internal(&e),
     }
 }
