@@ -395,6 +395,32 @@ mod tests {
         assert_eq!(a.timeout, Duration::from_secs(90));
     }
 
+    // The CI examples users copy must call flags that exist.
+    #[test]
+    fn the_ci_examples_call_msctl_with_valid_flags() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/ci");
+        let mut seen = 0;
+        for name in ["github-actions.yml", "gitlab-ci.yml"] {
+            let text = std::fs::read_to_string(dir.join(name)).expect("example exists");
+            for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+                let Some(at) = line.find("msctl ") else {
+                    continue;
+                };
+                let cmd = line[at..].trim();
+                if !(cmd.starts_with("msctl test") || cmd.starts_with("msctl config")) {
+                    continue;
+                }
+                let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+                parse(&args).unwrap_or_else(|e| panic!("{name}: `{cmd}`: {e}"));
+                seen += 1;
+            }
+        }
+        assert!(
+            seen >= 4,
+            "the examples run msctl config check and msctl test"
+        );
+    }
+
     #[test]
     fn test_defaults_run_the_smoke_set_and_tear_down() {
         let cli = parse(&["test"]).expect("valid");
