@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::model::{Component, Condition, PortMapping, RestartPolicy, Stack};
+use crate::model::{Component, Condition, MetricsEndpoint, PortMapping, RestartPolicy, Stack};
 use crate::progress::{ProgressExt, ProgressSink};
 use crate::runtime::{
     ContainerInfo, ContainerSpec, ContainerState, Health, ImageBuild, LogOptions, Runtime,
@@ -285,26 +285,32 @@ impl Project {
         build: ImageBuild,
         progress: &ProgressSink,
     ) -> Result<HashMap<String, String>, OrchestratorError> {
-        let mut ids = HashMap::new();
+        let mut images: Vec<&str> = Vec::new();
         for name in components {
             let Some(c) = self.stack.components.get(name) else {
                 continue;
             };
-            if ids.contains_key(&c.image) {
-                continue;
+            if !images.contains(&c.image.as_str()) {
+                images.push(&c.image);
             }
+        }
+        // Concurrently: the cargo build of a binaries image (CPU) overlaps the base image's
+        // debootstrap and the recipe builds (mostly I/O); the base is built once
+        // (`images::ensure_base` is single-flight) and the others wait for it.
+        let built = try_join_all(images.iter().map(|image| async move {
             let recipe = self
                 .stack
                 .images
-                .get(&c.image)
+                .get(*image)
                 .map(|r| (r, self.stack.root.as_path()));
             let id = self
                 .runtime
-                .ensure_image(&c.image, recipe, build, progress)
+                .ensure_image(image, recipe, build, progress)
                 .await?;
-            ids.insert(c.image.clone(), id);
-        }
-        Ok(ids)
+            Ok::<_, OrchestratorError>((image.to_string(), id))
+        }))
+        .await?;
+        Ok(built.into_iter().collect())
     }
 
     /// Builds every image the stack file defines.
@@ -313,15 +319,15 @@ impl Project {
         build: ImageBuild,
         progress: &ProgressSink,
     ) -> Result<Vec<(String, String)>, OrchestratorError> {
-        let mut out = Vec::new();
-        for (tag, recipe) in &self.stack.images {
+        // Concurrently, as in `ensure_images`; the result keeps the file's order.
+        try_join_all(self.stack.images.iter().map(|(tag, recipe)| async move {
             let id = self
                 .runtime
                 .ensure_image(tag, Some((recipe, &self.stack.root)), build, progress)
                 .await?;
-            out.push((tag.clone(), id));
-        }
-        Ok(out)
+            Ok::<_, OrchestratorError>((tag.clone(), id))
+        }))
+        .await
     }
 
     /// The container a replica should be.
@@ -372,23 +378,12 @@ impl Project {
     /// The Prometheus configuration: every replica of every component with `metrics`, by
     /// container name on the project network, plus Prometheus itself.
     pub fn prometheus_config(&self) -> String {
-        let mut out = String::from(
-            "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['localhost:9090']\n",
-        );
-        for c in self.stack.components.values() {
-            let Some(m) = &c.metrics else { continue };
-            out.push_str(&format!(
-                "  - job_name: '{}'\n    metrics_path: '{}'\n    static_configs:\n      - targets: [{}]\n        labels:\n          component: '{}'\n",
-                c.name,
-                m.path,
-                (1..=c.replicas)
-                    .map(|r| format!("'{}:{}'", self.container_name(&c.name, r), m.port))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                c.name
-            ));
-        }
-        out
+        render_prometheus_config(&self.stack, |c, m| {
+            let targets: Vec<String> = (1..=c.replicas)
+                .map(|r| format!("{}:{}", self.container_name(&c.name, r), m.port))
+                .collect();
+            static_scrape_targets(c, &targets)
+        })
     }
 
     /// Works out what `up` would do, given the images' ids.
@@ -1002,6 +997,42 @@ impl Project {
         }
         Ok(out)
     }
+}
+
+/// A Prometheus configuration scraping Prometheus itself and every component with
+/// `metrics`; `discovery` writes each job's target block (see [`static_scrape_targets`]),
+/// so that msctl (container names) and `msctl config compose` (names that compose
+/// resolves) share everything else.
+pub fn render_prometheus_config(
+    stack: &Stack,
+    discovery: impl Fn(&Component, &MetricsEndpoint) -> String,
+) -> String {
+    let mut out = String::from(
+        "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['localhost:9090']\n",
+    );
+    for c in stack.components.values() {
+        let Some(m) = &c.metrics else { continue };
+        out.push_str(&format!(
+            "  - job_name: '{}'\n    metrics_path: '{}'\n{}",
+            c.name,
+            m.path,
+            discovery(c, m)
+        ));
+    }
+    out
+}
+
+/// A job's `static_configs` block: `targets` (host:port), labelled with the component.
+pub fn static_scrape_targets(c: &Component, targets: &[String]) -> String {
+    format!(
+        "    static_configs:\n      - targets: [{}]\n        labels:\n          component: '{}'\n",
+        targets
+            .iter()
+            .map(|t| format!("'{t}'"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        c.name
+    )
 }
 
 /// A stable hash of everything that defines a container.

@@ -37,6 +37,8 @@ struct World {
     networks: HashSet<String>,
     volumes: HashSet<String>,
     log: Vec<String>,
+    /// Image builds started and finished, in order.
+    builds: Vec<String>,
     next: u32,
 }
 
@@ -270,6 +272,18 @@ impl Runtime for FakeRuntime {
         _b: ImageBuild,
         _p: &ProgressSink,
     ) -> Result<String, RuntimeError> {
+        self.world
+            .lock()
+            .expect("lock")
+            .builds
+            .push(format!("build {image}"));
+        // A build takes a while (paused time), so concurrent builds overlap measurably.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        self.world
+            .lock()
+            .expect("lock")
+            .builds
+            .push(format!("built {image}"));
         Ok(format!("sha256:{image}"))
     }
     fn logs(&self, id: &str, _o: LogOptions) -> BoxStream<'static, Result<LogLine, RuntimeError>> {
@@ -334,6 +348,35 @@ async fn up_starts_dependencies_before_dependents() {
     assert!(pos(&log, "start shop-migrate-1") < pos(&log, "create shop-api-1"));
     assert!(pos(&log, "start shop-api-2") < pos(&log, "create shop-web-1"));
     assert_eq!(rt.count(), 5);
+}
+
+// Regression: images were built one after another, so a cold `up` waited for the cargo
+// build of the services and then for debootstrap and every recipe, instead of overlapping them.
+#[tokio::test(start_paused = true)]
+async fn images_are_built_concurrently_each_once() {
+    let rt = FakeRuntime::new("shop");
+    let p = project(&rt, STACK);
+    let t0 = tokio::time::Instant::now();
+    let ids = p
+        .ensure_images(
+            &["db".into(), "migrate".into(), "api".into(), "web".into()],
+            ImageBuild::default(),
+            &silent(),
+        )
+        .await
+        .expect("images");
+    assert_eq!(t0.elapsed(), Duration::from_secs(10), "builds overlapped");
+    let log = rt.world.lock().expect("lock").builds.clone();
+    let builds: Vec<&String> = log.iter().filter(|l| l.starts_with("build ")).collect();
+    assert_eq!(builds.len(), ids.len(), "each image built once: {log:?}");
+    let first_done = log
+        .iter()
+        .position(|l| l.starts_with("built "))
+        .expect("built");
+    assert!(
+        log[..first_done].len() == ids.len(),
+        "all started before any finished: {log:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
