@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use futures_util::StreamExt;
+use msctl_stack::compose;
 use msctl_stack::docker::DockerRuntime;
 use msctl_stack::engine::{self, EngineUnreachable};
 use msctl_stack::model::{ConfigErrors, Stack};
@@ -148,6 +149,17 @@ enum ImagesCommand {
 enum ConfigCommand {
     /// Validate the stack file.
     Check,
+    /// Print an equivalent docker-compose file (JSON, which is YAML) for the selection.
+    Compose(ComposeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ComposeArgs {
+    /// Only these components (and what they depend on), as with `up`.
+    component: Vec<String>,
+    /// Only the components of this profile (and what they depend on); repeatable.
+    #[arg(long)]
+    profile: Vec<String>,
 }
 
 /// Exit codes of the command-line contract.
@@ -221,6 +233,15 @@ async fn run(cli: Cli) -> Result<u8> {
                 stack.components.len(),
                 stack.images.len()
             );
+            Ok(0)
+        }
+        Command::Config(ConfigCommand::Compose(args)) => {
+            let stack = load(&cli)?;
+            let selection = stack
+                .select(&args.component, &args.profile)
+                .map_err(OrchestratorError::Selection)?;
+            let name = cli.project.clone().unwrap_or_else(|| stack.name.clone());
+            print!("{}", compose::render(&stack, &name, &selection));
             Ok(0)
         }
         Command::Up(args) => {
@@ -483,6 +504,33 @@ mod tests {
             parse(&["config", "check"]).expect("valid").command,
             Command::Config(ConfigCommand::Check)
         ));
+    }
+
+    #[test]
+    fn config_compose_flags_parse() {
+        let cli = parse(&[
+            "-p",
+            "bench",
+            "config",
+            "compose",
+            "gateway",
+            "--profile",
+            "infra",
+        ])
+        .expect("valid");
+        assert_eq!(cli.project.as_deref(), Some("bench"));
+        let Command::Config(ConfigCommand::Compose(a)) = cli.command else {
+            panic!("not config compose")
+        };
+        assert_eq!(a.component, vec!["gateway"]);
+        assert_eq!(a.profile, vec!["infra"]);
+        let Command::Config(ConfigCommand::Compose(a)) =
+            parse(&["config", "compose"]).expect("valid").command
+        else {
+            panic!("not config compose")
+        };
+        assert!(a.component.is_empty() && a.profile.is_empty());
+        assert!(parse(&["config", "compose", "--profile"]).is_err());
     }
 
     #[test]
