@@ -8,7 +8,7 @@ GET /api/v1/products?limit=5, each request's time and status recorded) while a w
 polls the gateway's GET /admin/upstreams every 50 ms. Each trial is repeated (3 times, once
 with BENCH_QUICK=1) and the median is reported:
 
-(a) `msctl chaos kill product-service#2`: from the container's death (Docker's `die` event)
+(a) `msctl chaos kill product-service#2`: from the kill (Docker's `kill` event: the signal sent)
     until the gateway stops sending it traffic (its breaker open, or the instance gone from
     the gateway's view), the last error a client saw, and the clients' error rate in between;
 (b) `msctl chaos heal`: from the heal until the replica is running and healthy in `msctl ps`,
@@ -227,19 +227,48 @@ def is_closed(inst):
     return inst is not None and inst.get("breaker") == "closed"
 
 
-def docker_event_time(container, event, start, timeout):
-    """Docker's own timestamp of `event` on `container` at or after `start`, or None."""
-    try:
-        out = subprocess.run(
-            ["docker", "events", "--since", "%.3f" % (start - 1), "--until", "%.3f" % (time.time() + 0.5),
-             "--filter", "container=" + container, "--filter", "event=" + event, "--format", "{{.TimeNano}}"],
-            capture_output=True, text=True, timeout=timeout,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+class DockerEvents:
+    """`docker events` for one container, streamed from before a fault (the engine keeps
+    only a short backlog, so asking afterwards with --since may find nothing)."""
+
+    def __init__(self, container, actions):
+        cmd = ["docker", "events", "--filter", "container=" + container, "--format", "{{.TimeNano}} {{.Action}}"]
+        for a in actions:
+            cmd += ["--filter", "event=" + a]
+        self.seen = []
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            self.proc = None
+            return
+        self.thread = threading.Thread(target=self.read, daemon=True)
+        self.thread.start()
+        time.sleep(0.3)  # let the subscription start before the fault
+
+    def read(self):
+        for line in self.proc.stdout:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].isdigit():
+                self.seen.append((int(parts[0]) / 1e9, parts[1]))
+
+    def first(self, action, timeout):
+        end = time.time() + timeout
+        while self.proc is not None:
+            for t, a in list(self.seen):
+                if a == action:
+                    return t
+            if time.time() > end:
+                break
+            time.sleep(0.05)
         return None
-    times = [int(x) / 1e9 for x in out.stdout.split() if x.strip().isdigit()]
-    times = [t for t in times if t >= start - 0.5]
-    return min(times) if times else None
+
+    def close(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
 
 
 class Bench:
@@ -285,11 +314,17 @@ class Bench:
     def kill_and_heal(self):
         addr = self.addr[2]
         container = addr
-        t_cmd0 = time.time()
-        msctl("chaos", "kill", "%s#2" % SERVICE, timeout=60)
-        t_cmd1 = time.time()
-        t_die = docker_event_time(container, "die", t_cmd0, 15)
-        t_kill = t_die if t_die is not None else t_cmd1
+        events = DockerEvents(container, ["kill", "die"])
+        try:
+            t_cmd0 = time.time()
+            msctl("chaos", "kill", "%s#2" % SERVICE, timeout=60)
+            t_cmd1 = time.time()
+            t_signal = events.first("kill", 5)
+            t_die = events.first("die", 5)
+        finally:
+            events.close()
+        # The moment the signal was sent; else when the engine saw it die; else the command's end.
+        t_kill = t_signal or t_die or t_cmd1
         # The gateway stops sending it traffic: breaker open, or instance gone from the view.
         t_open = self.watch.wait_for(t_kill, lambda v: is_open(v.get(addr)), HOLD)
         t_gone = self.watch.wait_for(t_kill, lambda v: addr not in v, max(0.0, t_kill + HOLD - time.time()))
@@ -304,14 +339,15 @@ class Bench:
         upto = t_stop if t_stop is not None else time.time()
         w_stop = [r for r in window if r[1] <= upto]
         err_stop = [r for r in w_stop if r[3] != "200"]
-        slow = sorted(r[2] - r[0] for r in w_stop)
+        slow = sorted(r[2] - r[0] for r in window)
         # Attempts the gateway still sent the dead replica after it "stopped": half-open probes.
         after = [self.requests_of(v, 2) for t, v in self.watch.since(t_stop or time.time())]
         after = [x for x in after if x is not None]
         probes = (after[-1] - after[0]) if len(after) > 1 else 0
         res = {
             "kill_cmd": t_cmd1 - t_cmd0,
-            "die_event": t_die is not None,
+            "kill_ref": "kill event" if t_signal else ("die event" if t_die else "command end"),
+            "die_after": (t_die - t_signal) if (t_die and t_signal) else None,
             "to_open": None if t_open is None else t_open - t_kill,
             "to_gone": None if t_gone is None else t_gone - t_kill,
             "to_stop": None if t_stop is None else t_stop - t_kill,
@@ -319,7 +355,9 @@ class Bench:
             "errors_to_stop": len(err_stop), "requests_to_stop": len(w_stop),
             "err_rate_to_stop": (len(err_stop) / len(w_stop)) if w_stop else 0.0,
             "errors_hold": len(errors), "requests_hold": len(window),
-            "max_latency_to_stop": slow[-1] if slow else None,
+            "err_rate_hold": (len(errors) / len(window)) if window else 0.0,
+            "max_latency_hold": slow[-1] if slow else None,
+            "p99_latency_hold": slow[min(len(slow) - 1, int(0.99 * len(slow)))] if slow else None,
             "probes_after_stop": probes,
             "error_kinds": sorted(set(r[3] for r in errors)),
         }
@@ -481,7 +519,9 @@ def main():
         ("(a) kill → gone from the gateway's view (registry)", [k["to_gone"] for k in kills], "s"),
         ("(a) kill → last client error", [k["last_err"] for k in kills], "s"),
         ("(a) client error rate, kill → stop routing", [k["err_rate_to_stop"] for k in kills], "%"),
-        ("(a) slowest client request, kill → stop routing", [k["max_latency_to_stop"] for k in kills], "s"),
+        ("(a) client error rate, %.0f s after the kill" % HOLD, [k["err_rate_hold"] for k in kills], "%"),
+        ("(a) client p99 latency, %.0f s after the kill" % HOLD, [k["p99_latency_hold"] for k in kills], "s"),
+        ("(a) slowest client request, %.0f s after the kill" % HOLD, [k["max_latency_hold"] for k in kills], "s"),
         ("(b) heal → replica healthy in `msctl ps`", [k["to_healthy"] for k in kills], "s"),
         ("(b) heal → gateway routes to it again", [k["to_routed"] for k in kills], "s"),
         ("(b) `msctl chaos heal` command (waits for ready)", [k["heal_cmd"] for k in kills], "s"),
@@ -493,6 +533,8 @@ def main():
         print("%-52s %12s   %s" % (name, fmt(med(vals), unit), ", ".join(fmt(v, unit) for v in vals)))
     print("client requests during the section: %d, non-200: %d; kill errors by kind: %s"
           % (total, bad, sorted(set(e for k in kills for e in k["error_kinds"]))))
+    print("kill timed from: %s; died (engine's die event) after the signal: %s; requests the gateway still sent the dead replica after ejecting it (half-open probes): %s"
+          % ([k["kill_ref"] for k in kills], [s(k["die_after"]) for k in kills], [k["probes_after_stop"] for k in kills]))
     print("failed attempts before the breaker opened under the 503 fault: %s; clients' errors then: %s"
           % ([t["failures_to_open"] for t in trips], ["%d/%d" % (t["client_errors"], t["client_requests"]) for t in trips]))
     missing = [name for name, vals, unit in rows if name.startswith("(a) kill → gateway") or name.startswith("(b)") or name.startswith("(c) 503")
@@ -503,7 +545,7 @@ def main():
             "## 5. Recovery", "",
             "Method: a steady open-loop load of %.0f req/s of `GET %s` through the gateway, every request's time and "
             "status recorded, while `GET /admin/upstreams` is polled every 50 ms; `msctl chaos kill product-service#2` "
-            "(timed from Docker's `die` event), then `msctl chaos heal`, then `msctl chaos http-fault product-service#1 "
+            "(timed from Docker's `kill` event, when the signal was sent), then `msctl chaos heal`, then `msctl chaos http-fault product-service#1 "
             "--status 503 --error-rate 1` and heal; %d run(s), median shown." % (RATE, PATH, REPEAT),
             "",
             "| measure | median | runs |", "|---|---:|---|",
