@@ -1,6 +1,6 @@
 //! A minimal kit-based upstream for benchmarks: answers every path with a small JSON body.
 //! Configured like any service (`SERVICE_NAME`, `PORT`, `BIND_HOST`, `REGISTRY_URL`,
-//! `ADVERTISE_HOST`); used by `services/bench/gateway.sh`.
+//! `ADVERTISE_HOST`); used by `bench/gateway.sh`.
 
 use axum::{Json, Router};
 use serde_json::json;

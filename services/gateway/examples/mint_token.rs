@@ -1,5 +1,6 @@
 //! Print an access token for `$1` (default `bench-user`) signed with `JWT_SECRET` /
-//! `JWT_ISSUER`, valid for an hour. Used by `services/bench/gateway.sh`.
+//! `JWT_ISSUER`, valid for an hour: to try or load the gateway's authenticated routes by hand
+//! (`wrk -H "Authorization: Bearer $(target/release/examples/mint_token)" ...`).
 
 use std::time::Duration;
 
