@@ -15,7 +15,9 @@ with BENCH_QUICK=1) and the median is reported:
     and until the gateway routes to it again (breaker closed, its `requests` counter rising);
 (c) `msctl chaos http-fault product-service#1 --status 503 --error-rate 1`: from the fault
     until the gateway shows that instance's breaker open; then heal, and the time until its
-    breaker closes again.
+    breaker closes again;
+(d) a short outage: kill product-service#2 and heal it 2 s later, before the registry
+    notices; the time from the heal's end (replica ready) until the gateway routes to it.
 
 The stack is always healed on exit (finally + SIGTERM/SIGINT) and left healthy.
 
@@ -42,6 +44,7 @@ QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 RATE = float(os.environ.get("BENCH_RECOVERY_RATE", "50"))
 REPEAT = int(os.environ.get("BENCH_RECOVERY_REPEAT", "1" if QUICK else "3"))
 HOLD = float(os.environ.get("BENCH_RECOVERY_HOLD", "15"))
+SHORT = 2.0
 ADMIN_TOKEN = "msctl-admin"
 SERVICE = "product-service"
 POLL = 0.05
@@ -406,6 +409,50 @@ class Bench:
             % (s(res["heal_cmd"]), s(res["to_healthy"]), s(res["to_routed"])))
         return res
 
+    def short_outage(self):
+        """(d) A replica killed and healed again within SHORT s, before the registry notices:
+        the gateway keeps the instance, so traffic resumes only when its breaker lets a
+        trial through (GATEWAY_BREAKER_OPEN after it opened)."""
+        addr = self.addr[2]
+        t_k = time.time()
+        msctl("chaos", "kill", "%s#2" % SERVICE, timeout=60)
+        time.sleep(max(0.0, t_k + SHORT - time.time()))
+        _, v = self.watch.latest()
+        base = self.requests_of(v, 2)
+        t_h0 = time.time()
+        msctl("chaos", "heal", timeout=180)
+        t_h1 = time.time()
+
+        def routed(view):
+            inst = view.get(addr)
+            if not is_closed(inst):
+                return False
+            b = base if (base is not None and inst["requests"] >= base) else 0
+            return inst["requests"] > b
+
+        t_routed = self.watch.wait_for(t_h0, routed, 60)
+        removed = any(addr not in v for t, v in self.watch.since(t_k))
+        trace, prev = [], None
+        for t, v in self.watch.since(t_k):
+            i = v.get(addr)
+            key = None if i is None else (i["breaker"], i["ejections"], i["failures"])
+            if key != prev:
+                trace.append("+%.2fs %s" % (t - t_k, "gone" if i is None else "%s ej=%d fail=%d req=%d" % (i["breaker"], i["ejections"], i["failures"], i["requests"])))
+                prev = key
+            if t_routed is not None and t > t_routed:
+                break
+        res = {
+            "heal_cmd": t_h1 - t_h0,
+            "routed_after_ready": None if t_routed is None else t_routed - t_h1,
+            "routed_after_kill": None if t_routed is None else t_routed - t_k,
+            "removed": removed,
+        }
+        log("kill, heal after %.0f s: ready %s after the heal, routed again %s after it was ready (%s after the kill)%s"
+            % (SHORT, s(res["heal_cmd"]), s(res["routed_after_ready"]), s(res["routed_after_kill"]),
+               "; it had left the gateway's view" if removed else ""))
+        log("    heal at +%.2fs, ready at +%.2fs; gateway's view of it: %s" % (t_h0 - t_k, t_h1 - t_k, ", ".join(trace)))
+        return res
+
     def breaker_trip(self):
         addr = self.addr[1]
         t_cmd0 = time.time()
@@ -483,7 +530,7 @@ def main():
         sys.exit(1)
     print("5. Recovery — gateway 127.0.0.1:%d (admin %d), project %s, %.0f req/s of GET %s, %d run(s)%s"
           % (b.gw_port, b.admin_port, PROJECT, RATE, PATH, REPEAT, " (BENCH_QUICK)" if QUICK else ""), flush=True)
-    kills, trips = [], []
+    kills, trips, shorts = [], [], []
     ok = False
     try:
         # Make sure nothing of an earlier run is still active.
@@ -497,6 +544,9 @@ def main():
             b.check_time()
             b.wait_steady()
             trips.append(b.breaker_trip())
+            b.check_time()
+            b.wait_steady()
+            shorts.append(b.short_outage())
             b.check_time()
         b.wait_steady()
         ok = True
@@ -527,6 +577,8 @@ def main():
         ("(b) `msctl chaos heal` command (waits for ready)", [k["heal_cmd"] for k in kills], "s"),
         ("(c) 503 fault → breaker open", [t["to_open"] for t in trips], "s"),
         ("(c) heal → breaker closed again", [t["closed_after_heal"] for t in trips], "s"),
+        ("(d) kill, heal after %.0f s: ready → routed again" % SHORT, [x["routed_after_ready"] for x in shorts], "s"),
+        ("(d) kill, heal after %.0f s: kill → routed again" % SHORT, [x["routed_after_kill"] for x in shorts], "s"),
     ]
     print("\n%-52s %12s   %s" % ("measure", "median", "runs"))
     for name, vals, unit in rows:
@@ -537,8 +589,8 @@ def main():
           % ([k["kill_ref"] for k in kills], [s(k["die_after"]) for k in kills], [k["probes_after_stop"] for k in kills]))
     print("failed attempts before the breaker opened under the 503 fault: %s; clients' errors then: %s"
           % ([t["failures_to_open"] for t in trips], ["%d/%d" % (t["client_errors"], t["client_requests"]) for t in trips]))
-    missing = [name for name, vals, unit in rows if name.startswith("(a) kill → gateway") or name.startswith("(b)") or name.startswith("(c) 503")
-               if any(v is None for v in vals)]
+    missing = [name for name, vals, unit in rows
+               if name.startswith(("(a) kill → gateway", "(b)", "(c) 503", "(d)")) and any(v is None for v in vals)]
     md = os.environ.get("BENCH_MD")
     if md:
         lines = [
@@ -546,7 +598,7 @@ def main():
             "Method: a steady open-loop load of %.0f req/s of `GET %s` through the gateway, every request's time and "
             "status recorded, while `GET /admin/upstreams` is polled every 50 ms; `msctl chaos kill product-service#2` "
             "(timed from Docker's `kill` event, when the signal was sent), then `msctl chaos heal`, then `msctl chaos http-fault product-service#1 "
-            "--status 503 --error-rate 1` and heal; %d run(s), median shown." % (RATE, PATH, REPEAT),
+            "--status 503 --error-rate 1` and heal, then a kill healed after %.0f s; %d run(s), median shown." % (RATE, PATH, SHORT, REPEAT),
             "",
             "| measure | median | runs |", "|---|---:|---|",
         ]
@@ -555,7 +607,11 @@ def main():
         lines += [
             "",
             "Client requests during the section: %d, non-200: %d. Failed attempts before the breaker opened under "
-            "the 503 fault: %s." % (total, bad, ", ".join(str(t["failures_to_open"]) for t in trips)),
+            "the 503 fault: %s. An open breaker ejects an instance for GATEWAY_BREAKER_OPEN (10 s in the stack) "
+            "whatever its health, so (c) and (d) are bounded below by what is left of that period when the "
+            "replica is back; a replica gone longer than the registry's health checks allow is dropped from the "
+            "view and comes back as a new instance with a closed breaker, as in (b)."
+            % (total, bad, ", ".join(str(t["failures_to_open"]) for t in trips)),
             "",
         ]
         with open(md, "a") as f:
