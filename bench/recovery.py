@@ -13,9 +13,10 @@ with BENCH_QUICK=1) and the median is reported:
     the gateway's view), the last error a client saw, and the clients' error rate in between;
 (b) `msctl chaos heal`: from the heal until the replica is running and healthy in `msctl ps`,
     and until the gateway routes to it again (breaker closed, its `requests` counter rising);
-(c) `msctl chaos http-fault product-service#1 --status 503 --error-rate 1`: from the fault
-    until the gateway shows that instance's breaker open; then heal, and the time until its
-    breaker closes again;
+(c) a dead upstream: `msctl chaos http-fault product-service#1 --status 503 --error-rate 1`
+    (errors only), then `msctl chaos pause product-service#1` (no answer at all): from the
+    fault until the gateway shows that instance's breaker open, what clients saw meanwhile;
+    then heal, and the time until its breaker closes again;
 (d) a short outage: kill product-service#2 and heal it 2 s later, before the registry
     notices; the time from the heal's end (replica ready) until the gateway routes to it.
 
@@ -51,7 +52,7 @@ POLL = 0.05
 PS_POLL = 0.2
 PATH = "/api/v1/products?limit=5"
 # The whole section must finish within this, whatever happens (the load stops by itself).
-SECTION_DEADLINE = 240 + REPEAT * 150
+SECTION_DEADLINE = 240 + REPEAT * 240
 STEADY_TIMEOUT = 90.0
 
 
@@ -109,7 +110,10 @@ class Load:
         self.lock = threading.Lock()
         self.q = queue.Queue()
         self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self.worker, daemon=True) for _ in range(16)]
+        # Enough workers that requests hung on a paused upstream (up to the gateway's 5 s
+        # timeout) do not hold back the schedule: rate x 5 s.
+        self.workers = max(16, int(rate * 6))
+        self.threads = [threading.Thread(target=self.worker, daemon=True) for _ in range(self.workers)]
         self.threads.append(threading.Thread(target=self.schedule, daemon=True))
 
     def start(self):
@@ -128,7 +132,7 @@ class Load:
                 self.stop.wait(d)
             self.q.put(sched)
             i += 1
-        for _ in range(16):
+        for _ in range(self.workers):
             self.q.put(None)
 
     def worker(self):
@@ -375,12 +379,15 @@ class Bench:
 
         def poll_ps(t_from):
             while not stop_ps.is_set() and time.time() < t_from + 120:
+                t_call = time.time()
                 try:
                     rows = ps()
                 except BenchError:
                     rows = []
                 if healthy(replica_row(rows, SERVICE, 2)):
+                    # The end of the first `ps` that shows it (an upper bound by one ps call).
                     healthy_at["t"] = time.time()
+                    healthy_at["call"] = time.time() - t_call
                     return
                 stop_ps.wait(PS_POLL)
 
@@ -404,9 +411,10 @@ class Bench:
             "heal_cmd": t_h1 - t_h0,
             "to_healthy": (healthy_at["t"] - t_h0) if "t" in healthy_at else None,
             "to_routed": None if t_routed is None else t_routed - t_h0,
+            "ps_call": healthy_at.get("call"),
         })
-        log("heal: command %s, healthy in ps after %s, routed again after %s"
-            % (s(res["heal_cmd"]), s(res["to_healthy"]), s(res["to_routed"])))
+        log("heal: command %s, healthy in ps after %s (one ps call takes %s), routed again after %s"
+            % (s(res["heal_cmd"]), s(res["to_healthy"]), s(res["ps_call"]), s(res["to_routed"])))
         return res
 
     def short_outage(self):
@@ -453,15 +461,30 @@ class Bench:
         log("    heal at +%.2fs, ready at +%.2fs; gateway's view of it: %s" % (t_h0 - t_k, t_h1 - t_k, ", ".join(trace)))
         return res
 
-    def breaker_trip(self):
+    def breaker_trip(self, kind):
+        """(c) product-service#1 made a dead upstream — `http-fault --status 503
+        --error-rate 1` (answers only errors) or `pause` (answers nothing: attempts time
+        out) — until the gateway shows its breaker open; then heal."""
         addr = self.addr[1]
-        t_cmd0 = time.time()
-        msctl("chaos", "http-fault", "%s#1" % SERVICE, "--status", "503", "--error-rate", "1", timeout=60)
-        t0 = time.time()
+        container = addr
+        events = DockerEvents(container, ["pause"]) if kind == "pause" else None
+        try:
+            t_cmd0 = time.time()
+            if kind == "pause":
+                msctl("chaos", "pause", "%s#1" % SERVICE, timeout=60)
+            else:
+                msctl("chaos", "http-fault", "%s#1" % SERVICE, "--status", "503", "--error-rate", "1", timeout=60)
+            t_cmd1 = time.time()
+            # pause: Docker's event; http-fault: the command's end (the fault is live just before).
+            t0 = (events.first("pause", 5) if events else None) or t_cmd1
+        finally:
+            if events:
+                events.close()
         t_open = self.watch.wait_for(t_cmd0, lambda v: is_open(v.get(addr)), 30)
         t_end = t_open if t_open is not None else time.time()
-        w = self.load.between(t_cmd0, t_end)
+        w = self.load.between(t0, t_end)
         err = [r for r in w if r[3] != "200"]
+        lat = sorted(r[2] - r[0] for r in w)
         failures = None
         samples = self.watch.since(t_cmd0)
         if samples and t_open is not None:
@@ -475,15 +498,19 @@ class Bench:
         t_h1 = time.time()
         t_closed = self.watch.wait_for(t_h0, lambda v: is_closed(v.get(addr)), 60)
         res = {
-            "fault_cmd": t0 - t_cmd0,
-            "to_open": None if t_open is None else t_open - t0,
+            "fault_cmd": t_cmd1 - t_cmd0,
+            "to_open": None if t_open is None else max(0.0, t_open - t0),
             "failures_to_open": failures,
             "client_errors": len(err), "client_requests": len(w),
+            "err_rate": (len(err) / len(w)) if w else 0.0,
+            "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None,
+            "max": lat[-1] if lat else None,
             "heal_cmd": t_h1 - t_h0,
             "closed_after_heal": None if t_closed is None else t_closed - t_h0,
         }
-        log("http-fault 503: breaker open after %s (%s failed attempts), client errors %d/%d; after heal closed in %s"
-            % (s(res["to_open"]), res["failures_to_open"], len(err), len(w), s(res["closed_after_heal"])))
+        log("%s: breaker open after %s (%s failed attempts), client errors %d/%d, slowest %s; after heal closed in %s"
+            % ("http-fault 503" if kind != "pause" else "pause", s(res["to_open"]), res["failures_to_open"], len(err), len(w),
+               s(res["max"]), s(res["closed_after_heal"])))
         return res
 
 
@@ -530,7 +557,7 @@ def main():
         sys.exit(1)
     print("5. Recovery — gateway 127.0.0.1:%d (admin %d), project %s, %.0f req/s of GET %s, %d run(s)%s"
           % (b.gw_port, b.admin_port, PROJECT, RATE, PATH, REPEAT, " (BENCH_QUICK)" if QUICK else ""), flush=True)
-    kills, trips, shorts = [], [], []
+    kills, trips, pauses, shorts = [], [], [], []
     ok = False
     try:
         # Make sure nothing of an earlier run is still active.
@@ -543,7 +570,10 @@ def main():
             kills.append(b.kill_and_heal())
             b.check_time()
             b.wait_steady()
-            trips.append(b.breaker_trip())
+            trips.append(b.breaker_trip("http-fault"))
+            b.check_time()
+            b.wait_steady()
+            pauses.append(b.breaker_trip("pause"))
             b.check_time()
             b.wait_steady()
             shorts.append(b.short_outage())
@@ -572,11 +602,15 @@ def main():
         ("(a) client error rate, %.0f s after the kill" % HOLD, [k["err_rate_hold"] for k in kills], "%"),
         ("(a) client p99 latency, %.0f s after the kill" % HOLD, [k["p99_latency_hold"] for k in kills], "s"),
         ("(a) slowest client request, %.0f s after the kill" % HOLD, [k["max_latency_hold"] for k in kills], "s"),
-        ("(b) heal → replica healthy in `msctl ps`", [k["to_healthy"] for k in kills], "s"),
+        ("(b) heal → replica healthy in `msctl ps` (end of that ps call)", [k["to_healthy"] for k in kills], "s"),
         ("(b) heal → gateway routes to it again", [k["to_routed"] for k in kills], "s"),
         ("(b) `msctl chaos heal` command (waits for ready)", [k["heal_cmd"] for k in kills], "s"),
         ("(c) 503 fault → breaker open", [t["to_open"] for t in trips], "s"),
-        ("(c) heal → breaker closed again", [t["closed_after_heal"] for t in trips], "s"),
+        ("(c) 503 fault: heal → breaker closed again", [t["closed_after_heal"] for t in trips], "s"),
+        ("(c) pause → breaker open", [t["to_open"] for t in pauses], "s"),
+        ("(c) pause: slowest client request until open", [t["max"] for t in pauses], "s"),
+        ("(c) pause: client error rate until open", [t["err_rate"] for t in pauses], "%"),
+        ("(c) pause: heal → breaker closed again", [t["closed_after_heal"] for t in pauses], "s"),
         ("(d) kill, heal after %.0f s: ready → routed again" % SHORT, [x["routed_after_ready"] for x in shorts], "s"),
         ("(d) kill, heal after %.0f s: kill → routed again" % SHORT, [x["routed_after_kill"] for x in shorts], "s"),
     ]
@@ -590,7 +624,7 @@ def main():
     print("failed attempts before the breaker opened under the 503 fault: %s; clients' errors then: %s"
           % ([t["failures_to_open"] for t in trips], ["%d/%d" % (t["client_errors"], t["client_requests"]) for t in trips]))
     missing = [name for name, vals, unit in rows
-               if name.startswith(("(a) kill → gateway", "(b)", "(c) 503", "(d)")) and any(v is None for v in vals)]
+               if name.startswith(("(a) kill → gateway", "(b)", "(c) 503 fault →", "(c) pause →", "(d)")) and any(v is None for v in vals)]
     md = os.environ.get("BENCH_MD")
     if md:
         lines = [
@@ -598,7 +632,8 @@ def main():
             "Method: a steady open-loop load of %.0f req/s of `GET %s` through the gateway, every request's time and "
             "status recorded, while `GET /admin/upstreams` is polled every 50 ms; `msctl chaos kill product-service#2` "
             "(timed from Docker's `kill` event, when the signal was sent), then `msctl chaos heal`, then `msctl chaos http-fault product-service#1 "
-            "--status 503 --error-rate 1` and heal, then a kill healed after %.0f s; %d run(s), median shown." % (RATE, PATH, SHORT, REPEAT),
+            "--status 503 --error-rate 1` and heal, `msctl chaos pause product-service#1` (timed from Docker's `pause` "
+            "event) and heal, then a kill healed after %.0f s; %d run(s), median shown." % (RATE, PATH, SHORT, REPEAT),
             "",
             "| measure | median | runs |", "|---|---:|---|",
         ]
