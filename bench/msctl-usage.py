@@ -39,7 +39,6 @@ LOAD_SECS = 8 if QUICK else 20
 LOAD_RATE = 200
 LIGHT_RATE = 20
 SAMPLE = 0.2
-WRK_CONNECTIONS = 4
 TMUX_SOCKET = "msctl-bench-usage-%d" % os.getpid()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -296,13 +295,17 @@ def main():
                 return s, int(m.group(1))
 
             # Calibrate the pause: a connection's cycle is pause + latency, so measure the
-            # latency at about the target rate first, then pick connections and pause.
-            conns, pause = WRK_CONNECTIONS, int(WRK_CONNECTIONS * 1000 / LOAD_RATE)
+            # latency at about the target rate, pick connections and pause, then correct the
+            # pause once more from a second trial.
+            conns, pause = 16, int(16 * 1000 / LOAD_RATE)
             _, n = wrk(conns, pause, 3)
             latency = max(0.0, conns * 3.0 / max(n, 1) - pause / 1000.0)
-            while conns / LOAD_RATE - latency < 0.002 and conns < 64:
+            while conns / LOAD_RATE - latency < 0.02 and conns < 128:
                 conns *= 2
             pause = max(1, int(round((conns / LOAD_RATE - latency) * 1000)))
+            _, n = wrk(conns, pause, 3)
+            cycle = conns * 3.0 / max(n, 1)
+            pause = max(1, int(round(pause + (conns / LOAD_RATE - cycle) * 1000)))
             s, n = wrk(conns, pause, LOAD_SECS)
             s.update(label="wrk (ref.)", what="-t1 -c%d, %d ms pause per connection, %d s" % (conns, pause, LOAD_SECS), requests=n)
             rows.append(s)
@@ -328,7 +331,7 @@ def main():
             "(a) `msctl dash` in a detached 200x50 tmux session for %.0f s while %d req/s flow through the gateway, "
             "next to `docker stats` on the project's %d containers in the same setup; (b) `msctl scenario run` of one "
             "`load` step (rate %d/s, %d s, GET /api/v1/products?limit=5), next to wrk with one thread, "
-            "paced to about the same rate with a Lua `delay()` per connection calibrated in a 3 s trial "
+            "paced to about the same rate with a Lua `delay()` per connection calibrated in two 3 s trials "
             "(CPU ms/1k = total CPU time per 1000 requests). dockerd's own work for the dashboard and for "
             "docker stats is counted in neither."
             % (DASH_SECS, LIGHT_RATE, len(containers), LOAD_RATE, LOAD_SECS),
