@@ -314,6 +314,17 @@ class Bench:
         t, v = self.watch.latest()
         raise BenchError("the stack did not settle within %.0fs (both %s replicas healthy, breakers closed, traffic on both); gateway view: %s" % (STEADY_TIMEOUT, SERVICE, json.dumps(v)))
 
+    def fault(self, args):
+        """Apply a fault with msctl; if the engine refuses it (e.g. `unable to freeze` from a
+        pause on an overloaded host), heal, let the stack settle and try once more."""
+        try:
+            msctl("chaos", *args, timeout=60)
+        except BenchError as e:
+            log("fault failed, healing and trying once more: %s" % e)
+            msctl("chaos", "heal", timeout=180)
+            self.wait_steady()
+            msctl("chaos", *args, timeout=60)
+
     def requests_of(self, view, n):
         inst = view.get(self.addr[n])
         return None if inst is None else inst["requests"]
@@ -324,7 +335,7 @@ class Bench:
         events = DockerEvents(container, ["kill", "die"])
         try:
             t_cmd0 = time.time()
-            msctl("chaos", "kill", "%s#2" % SERVICE, timeout=60)
+            self.fault(["kill", "%s#2" % SERVICE])
             t_cmd1 = time.time()
             t_signal = events.first("kill", 5)
             t_die = events.first("die", 5)
@@ -422,23 +433,35 @@ class Bench:
         the gateway keeps the instance, so traffic resumes only when its breaker lets a
         trial through (GATEWAY_BREAKER_OPEN after it opened)."""
         addr = self.addr[2]
-        t_k = time.time()
-        msctl("chaos", "kill", "%s#2" % SERVICE, timeout=60)
+        events = DockerEvents(addr, ["kill"])
+        try:
+            t_cmd0 = time.time()
+            self.fault(["kill", "%s#2" % SERVICE])
+            t_k = events.first("kill", 5) or time.time()
+        finally:
+            events.close()
+        # The outage lasts SHORT s from the signal (the command itself may be slow).
         time.sleep(max(0.0, t_k + SHORT - time.time()))
-        _, v = self.watch.latest()
-        base = self.requests_of(v, 2)
         t_h0 = time.time()
         msctl("chaos", "heal", timeout=180)
         t_h1 = time.time()
+        # Traffic counts as resumed once the gateway has ejected the instance (breaker open
+        # or gone from its view) and then, after the replica is ready, shows it closed with
+        # its attempt counter rising.
+        t_ejected = self.watch.wait_for(t_cmd0, lambda v: is_open(v.get(addr)) or addr not in v, 0)
+        base = None
+        if t_ejected is not None:
+            before = [v.get(addr) for t, v in self.watch.since(t_ejected) if t <= t_h1]
+            base = max((i["requests"] for i in before if i is not None), default=None)
 
         def routed(view):
             inst = view.get(addr)
-            if not is_closed(inst):
+            if t_ejected is None or not is_closed(inst):
                 return False
             b = base if (base is not None and inst["requests"] >= base) else 0
             return inst["requests"] > b
 
-        t_routed = self.watch.wait_for(t_h0, routed, 60)
+        t_routed = self.watch.wait_for(t_h1, routed, 60) if t_ejected is not None else None
         removed = any(addr not in v for t, v in self.watch.since(t_k))
         trace, prev = [], None
         for t, v in self.watch.since(t_k):
@@ -454,11 +477,13 @@ class Bench:
             "routed_after_ready": None if t_routed is None else t_routed - t_h1,
             "routed_after_kill": None if t_routed is None else t_routed - t_k,
             "removed": removed,
+            "ejected": t_ejected is not None,
         }
         log("kill, heal after %.0f s: ready %s after the heal, routed again %s after it was ready (%s after the kill)%s"
             % (SHORT, s(res["heal_cmd"]), s(res["routed_after_ready"]), s(res["routed_after_kill"]),
                "; it had left the gateway's view" if removed else ""))
-        log("    heal at +%.2fs, ready at +%.2fs; gateway's view of it: %s" % (t_h0 - t_k, t_h1 - t_k, ", ".join(trace)))
+        log("    heal at +%.2fs, ready at +%.2fs; gateway's view of it: %s%s" % (t_h0 - t_k, t_h1 - t_k, ", ".join(trace),
+            "" if t_ejected is not None else " (never ejected: the gateway did not notice the outage)"))
         return res
 
     def breaker_trip(self, kind):
@@ -469,11 +494,19 @@ class Bench:
         container = addr
         events = DockerEvents(container, ["pause"]) if kind == "pause" else None
         try:
-            t_cmd0 = time.time()
             if kind == "pause":
-                msctl("chaos", "pause", "%s#1" % SERVICE, timeout=60)
+                args = ["pause", "%s#1" % SERVICE]
             else:
-                msctl("chaos", "http-fault", "%s#1" % SERVICE, "--status", "503", "--error-rate", "1", timeout=60)
+                args = ["http-fault", "%s#1" % SERVICE, "--status", "503", "--error-rate", "1"]
+            try:
+                t_cmd0 = time.time()
+                msctl("chaos", *args, timeout=60)
+            except BenchError as e:
+                log("fault failed, healing and trying once more: %s" % e)
+                msctl("chaos", "heal", timeout=180)
+                self.wait_steady()
+                t_cmd0 = time.time()
+                msctl("chaos", *args, timeout=60)
             t_cmd1 = time.time()
             # pause: Docker's event; http-fault: the command's end (the fault is live just before).
             t0 = (events.first("pause", 5) if events else None) or t_cmd1
