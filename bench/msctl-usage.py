@@ -376,3 +376,9 @@ if __name__ == "__main__":
         sys.exit(1)
     finally:
         subprocess.run(["tmux", "-L", TMUX_SOCKET, "kill-server"], capture_output=True)
+        # kill-server leaves the socket file behind.
+        sock = os.path.join(os.environ.get("TMUX_TMPDIR", "/tmp"), "tmux-%d" % os.getuid(), TMUX_SOCKET)
+        try:
+            os.remove(sock)
+        except OSError:
+            pass
