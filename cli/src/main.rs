@@ -257,6 +257,8 @@ async fn run(cli: Cli) -> Result<u8> {
                 },
                 wait: !args.no_wait,
                 timeout: args.timeout,
+                // As `docker compose up`: existing images as they are, missing ones built.
+                check_images: false,
             };
             let report = project.up(&opts, &progress).await?;
             let mut counts = [0usize; 4];

@@ -492,6 +492,14 @@ impl Runtime for DockerRuntime {
         }
     }
 
+    async fn image_id(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(i.id),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(engine(e)),
+        }
+    }
+
     async fn ensure_image(
         &self,
         image: &str,

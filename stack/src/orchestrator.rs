@@ -155,6 +155,11 @@ pub struct UpOptions {
     pub wait: bool,
     /// Overall deadline for the health waits.
     pub timeout: Duration,
+    /// Check images that exist against their recipes (for a binaries image a `cargo build`
+    /// and a hash of every binary, hundreds of MB) and rebuild what changed. Off, an image
+    /// the engine has is used as it is and only missing ones are built, as `docker compose
+    /// up` does: what `msctl up` does, with `--build` and `msctl images build` to rebuild.
+    pub check_images: bool,
 }
 
 impl Default for UpOptions {
@@ -165,6 +170,7 @@ impl Default for UpOptions {
             build: ImageBuild::default(),
             wait: true,
             timeout: Duration::from_secs(300),
+            check_images: true,
         }
     }
 }
@@ -311,6 +317,48 @@ impl Project {
         }))
         .await?;
         Ok(built.into_iter().collect())
+    }
+
+    /// The images `up` runs, tag → id: with `check_images` off (and no forced build) the
+    /// ones the engine has as they are, and only the missing ones built; else
+    /// [`Project::ensure_images`].
+    async fn images_for_up(
+        &self,
+        selection: &[String],
+        opts: &UpOptions,
+        progress: &ProgressSink,
+    ) -> Result<HashMap<String, String>, OrchestratorError> {
+        if opts.check_images || opts.build.force {
+            return self.ensure_images(selection, opts.build, progress).await;
+        }
+        let mut ids = HashMap::new();
+        let mut missing = Vec::new();
+        for name in selection {
+            let Some(c) = self.stack.components.get(name) else {
+                continue;
+            };
+            if ids.contains_key(&c.image) || missing.iter().any(|m: &&Component| m.image == c.image)
+            {
+                continue;
+            }
+            match self.runtime.image_id(&c.image).await? {
+                Some(id) => {
+                    ids.insert(c.image.clone(), id);
+                }
+                None => missing.push(c),
+            }
+        }
+        if !ids.is_empty() {
+            let mut tags: Vec<&str> = ids.keys().map(String::as_str).collect();
+            tags.sort_unstable();
+            progress.note(format!(
+                "using the existing images {} (`msctl images build` rebuilds what changed)",
+                tags.join(", ")
+            ));
+        }
+        let missing: Vec<String> = missing.iter().map(|c| c.name.clone()).collect();
+        ids.extend(self.ensure_images(&missing, opts.build, progress).await?);
+        Ok(ids)
     }
 
     /// Builds every image the stack file defines.
@@ -491,7 +539,7 @@ impl Project {
             .stack
             .select(&opts.components, &opts.profiles)
             .map_err(OrchestratorError::Selection)?;
-        let image_ids = self.ensure_images(&selection, opts.build, progress).await?;
+        let image_ids = self.images_for_up(&selection, opts, progress).await?;
         let existing = self.runtime.list_containers().await?;
         let plan = self.plan(&selection, &image_ids).await?;
         self.check_ports(&plan, &existing)?;

@@ -242,6 +242,9 @@ pub trait Runtime: Send + Sync {
     async fn list_volumes(&self) -> Result<Vec<String>, RuntimeError>;
     /// Removes a project volume.
     async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError>;
+    /// The id of `image` when the engine has it; never builds, pulls or compares it with
+    /// its recipe.
+    async fn image_id(&self, image: &str) -> Result<Option<String>, RuntimeError>;
     /// Makes sure `image` exists (building it from `recipe` when given, else pulling) and
     /// returns its id.
     async fn ensure_image(

@@ -265,6 +265,11 @@ impl Runtime for FakeRuntime {
         self.world.lock().expect("lock").volumes.remove(name);
         Ok(())
     }
+    async fn image_id(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        let built = format!("built {image}");
+        let w = self.world.lock().expect("lock");
+        Ok(w.builds.contains(&built).then(|| format!("sha256:{image}")))
+    }
     async fn ensure_image(
         &self,
         image: &str,
@@ -634,4 +639,45 @@ fn spec_follows_naming_and_labels() {
         spec.labels["io.msctl.config-hash"], other.labels["io.msctl.config-hash"],
         "a rebuilt image must change the hash"
     );
+}
+
+// Regression: every `msctl up`, even one with nothing to do, ran `cargo build` and hashed
+// every service binary (hundreds of MB) to re-check images the engine already had.
+#[tokio::test(start_paused = true)]
+async fn up_without_image_checks_builds_only_missing_images() {
+    let rt = FakeRuntime::new("shop");
+    let p = project(&rt, STACK);
+    let builds = || {
+        rt.world
+            .lock()
+            .expect("lock")
+            .builds
+            .iter()
+            .filter(|l| l.starts_with("build "))
+            .count()
+    };
+    let cli = UpOptions {
+        check_images: false,
+        ..opts()
+    };
+    p.up(&cli, &silent()).await.expect("first up");
+    assert_eq!(builds(), 4, "the four missing images are built");
+    let report = p.up(&cli, &silent()).await.expect("second up");
+    assert_eq!(builds(), 4, "existing images are used as they are");
+    assert!(report
+        .components
+        .iter()
+        .all(|(_, actions)| actions.iter().all(|a| matches!(a, Action::Keep { .. }))));
+    // The library default (`msctl test`) and a forced build still go through the builder.
+    p.up(&opts(), &silent()).await.expect("checked up");
+    assert_eq!(builds(), 8);
+    let forced = UpOptions {
+        build: ImageBuild {
+            offline: false,
+            force: true,
+        },
+        ..cli
+    };
+    p.up(&forced, &silent()).await.expect("forced up");
+    assert_eq!(builds(), 12);
 }
