@@ -19,7 +19,9 @@
 #   BENCH_MD=out.md bench/gateway.sh     # also append a Markdown section to out.md
 #
 # Other knobs: DURATION (seconds per run), RATE (req/s of (b)), CONNECTIONS, THREADS,
-# BASE_PORT (four consecutive ports from it, default 18500), KEEP_LOGS=1.
+# BASE_PORT (four consecutive ports from it, default 18500), KEEP_LOGS=1, and
+# BENCH_BIN_DIR: a directory holding registry, gateway and bench_upstream binaries to measure
+# instead of building them (e.g. a copy of an earlier build, for before/after figures).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -66,11 +68,19 @@ for p in "$REG_PORT" "$UP_PORT" "$GW_PORT" "$NGX_PORT"; do
 done
 
 echo "building (release) ..." >&2
-cargo build --release -q -p registry -p gateway --bin registry --bin gateway --example bench_upstream ||
-  die "cargo build of registry/gateway/bench_upstream failed"
+BIN=$ROOT/target/release
+if [ -n "${BENCH_BIN_DIR:-}" ]; then
+  for b in registry gateway bench_upstream; do
+    [ -x "$BENCH_BIN_DIR/$b" ] || die "BENCH_BIN_DIR=$BENCH_BIN_DIR has no executable $b"
+  done
+  REGISTRY_BIN=$BENCH_BIN_DIR/registry GATEWAY_BIN=$BENCH_BIN_DIR/gateway UPSTREAM_BIN=$BENCH_BIN_DIR/bench_upstream
+else
+  cargo build --release -q -p registry -p gateway --bin registry --bin gateway --example bench_upstream ||
+    die "cargo build of registry/gateway/bench_upstream failed"
+  REGISTRY_BIN=$BIN/registry GATEWAY_BIN=$BIN/gateway UPSTREAM_BIN=$BIN/examples/bench_upstream
+fi
 cargo build --release -q -p msctl-scenarios --example rate_probe ||
   die "cargo build of the rate_probe example failed"
-BIN=$ROOT/target/release
 
 # --- processes --------------------------------------------------------------------------
 WORK=$(mktemp -d /tmp/msctl-bench-gateway.XXXXXX)
@@ -116,10 +126,10 @@ wait_200() { # name url pid
 export RUST_LOG=${RUST_LOG:-warn}
 export JWT_SECRET=bench-secret-0123456789abcdef
 kit=(BIND_HOST=127.0.0.1 ADVERTISE_HOST=127.0.0.1 "REGISTRY_URL=http://127.0.0.1:$REG_PORT")
-start registry env BIND_HOST=127.0.0.1 PORT="$REG_PORT" "$BIN/registry"
+start registry env BIND_HOST=127.0.0.1 PORT="$REG_PORT" "$REGISTRY_BIN"
 wait_200 registry "http://127.0.0.1:$REG_PORT/health" "$PID_registry"
-start upstream env "${kit[@]}" SERVICE_NAME=product-service PORT="$UP_PORT" "$BIN/examples/bench_upstream"
-start gateway env "${kit[@]}" PORT="$GW_PORT" GATEWAY_RATE_LIMIT_RPS=0 "$BIN/gateway"
+start upstream env "${kit[@]}" SERVICE_NAME=product-service PORT="$UP_PORT" "$UPSTREAM_BIN"
+start gateway env "${kit[@]}" PORT="$GW_PORT" GATEWAY_RATE_LIMIT_RPS=0 "$GATEWAY_BIN"
 wait_200 upstream "http://127.0.0.1:$UP_PORT/health" "$PID_upstream"
 
 # nginx gets as many workers as the gateway has runtime threads (tokio: one per core).
@@ -294,7 +304,7 @@ RATIOS=(
   "gateway CPU/request at $RATE req/s = $(ratio "${R[rate.gateway.proxy_cpu]}" "${R[rate.nginx.proxy_cpu]}") × nginx (${R[rate.gateway.proxy_cpu]} vs ${R[rate.nginx.proxy_cpu]} µs)"
   "gateway p50 / p99 at $RATE req/s = $(ratio "${R[rate.gateway.p50_ms]}" "${R[rate.nginx.p50_ms]}") / $(ratio "${R[rate.gateway.p99_ms]}" "${R[rate.nginx.p99_ms]}") × nginx"
 )
-CONTEXT="release builds, 127.0.0.1, $(nproc) cores, nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') with $WORKERS workers, load average before: $LOAD_BEFORE"
+CONTEXT="release builds${BENCH_BIN_DIR:+ from $BENCH_BIN_DIR}, 127.0.0.1, $(nproc) cores, nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') with $WORKERS workers, load average before: $LOAD_BEFORE"
 
 echo
 echo "== gateway: msctl gateway vs nginx vs the upstream alone, GET $ROUTE =="

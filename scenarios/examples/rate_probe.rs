@@ -64,7 +64,9 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Probe, String> {
         .parse()
         .ok()
         .filter(|r: &f64| r.is_finite() && *r > 0.0 && *r <= 1_000_000.0)
-        .ok_or_else(|| format!("RATE {rate:?} must be a number of requests per second in (0, 1e6]"))?;
+        .ok_or_else(|| {
+            format!("RATE {rate:?} must be a number of requests per second in (0, 1e6]")
+        })?;
     let seconds: f64 = seconds
         .parse()
         .ok()

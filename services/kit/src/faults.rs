@@ -122,9 +122,10 @@ enum Decision {
 }
 
 fn exempt(path: &str) -> bool {
-    ["/health", "/ready", "/metrics", "/admin"]
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    ["/health", "/ready", "/metrics", "/admin"].iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 impl FaultInjector {
@@ -221,23 +222,34 @@ async fn clear_fault(State(f): State<FaultInjector>) -> StatusCode {
 
 /// Middleware applying the active fault to matching requests.
 pub async fn inject(State(f): State<FaultInjector>, req: Request, next: Next) -> Response {
-    match f.decide(req.uri().path()) {
-        Decision::Pass => next.run(req).await,
-        Decision::Act { delay, fail } => {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            match fail {
-                None => next.run(req).await,
-                Some(status) => {
-                    let mut resp =
-                        ApiError::new(status, "injected_fault", "fault injected by msctl chaos")
-                            .into_response();
-                    resp.headers_mut().insert(
-                        "x-fault-injected",
-                        axum::http::HeaderValue::from_static("true"),
-                    );
-                    resp
+    f.apply(req, next).await
+}
+
+impl FaultInjector {
+    /// Apply the active fault to `req`: pass it to `next`, delay it, or answer for it.
+    /// What [`inject`] does; the kit's own middleware calls it directly.
+    pub async fn apply(&self, req: Request, next: Next) -> Response {
+        match self.decide(req.uri().path()) {
+            Decision::Pass => next.run(req).await,
+            Decision::Act { delay, fail } => {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                match fail {
+                    None => next.run(req).await,
+                    Some(status) => {
+                        let mut resp = ApiError::new(
+                            status,
+                            "injected_fault",
+                            "fault injected by msctl chaos",
+                        )
+                        .into_response();
+                        resp.headers_mut().insert(
+                            "x-fault-injected",
+                            axum::http::HeaderValue::from_static("true"),
+                        );
+                        resp
+                    }
                 }
             }
         }
