@@ -15,8 +15,9 @@
 //! single-replica components. Prometheus scrapes components by their service names,
 //! which compose resolves: a single replica by `static_configs`, several by DNS A records.
 //!
-//! The output is JSON, which is YAML too: docker-compose 1.29 (`docker-compose -f - config`)
-//! and Compose v2 both read it, and msctl needs no YAML writer. The format is compose file
+//! The output is JSON, which is YAML too: docker-compose 1.29 reads it (checked with
+//! `docker-compose -f - config`; Compose v2 should too, unchecked), and msctl needs no
+//! YAML writer. The format is compose file
 //! version 2.4, the last one whose `depends_on` conditions and `scale` are native; 1.29
 //! validates it against the Compose Specification, which adds
 //! `service_completed_successfully`.
