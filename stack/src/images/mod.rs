@@ -159,6 +159,9 @@ impl ImageError {
 /// client timeout (bollard's default is 120 s) must not cut them short.
 pub(crate) const LONG_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// Held by a binaries image from its cargo build until its binaries are packed.
+static BINARIES_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Lines of build output kept to explain a failure.
 const TAIL_LINES: usize = 30;
 
@@ -210,14 +213,13 @@ pub async fn build_binaries(
             tag: tag.to_string(),
         });
     }
+    // One binaries image at a time, from its cargo build until its binaries are packed:
+    // images built with other `features` write the same paths under target/release, so two
+    // at once could each pack the other's build. (cargo would serialise the builds on its
+    // lock anyway; the recipe and base builds still run alongside.)
+    let packing = BINARIES_LOCK.lock().await;
     let executables =
         process::cargo_build_release(workspace_root, binaries, features, progress).await?;
-    let base_opts = BuildOptions {
-        force: false,
-        ..*opts
-    };
-    let base_id = ensure_base(docker, &base_opts, progress).await?;
-
     let files: Vec<(String, PathBuf)> = binaries
         .iter()
         .map(|name| {
@@ -233,6 +235,12 @@ pub async fn build_binaries(
     let mut ctx = tokio::task::spawn_blocking(move || BuildContext::for_binaries(&files))
         .await
         .map_err(|e| ImageError::io("packing the binaries", std::io::Error::other(e)))??;
+    drop(packing);
+    let base_opts = BuildOptions {
+        force: false,
+        ..*opts
+    };
+    let base_id = ensure_base(docker, &base_opts, progress).await?;
     ctx.mix_into_hash(&base_id);
     let labels = HashMap::from([
         (RECIPE_HASH_LABEL.to_string(), ctx.hash()),
