@@ -42,10 +42,10 @@ fi
 
 target="${CARGO_TARGET_DIR:-$root/target}"
 export MSCTL="$target/release/msctl"
-stamp "== cargo build --release (msctl, services, bench examples)"
-cargo build --release --quiet -p msctl -p registry -p gateway \
-  --example bench_upstream --example mint_token
-cargo build --release --quiet -p msctl-scenarios --example vs_wrk --example rate_probe
+# msctl here; the services through `msctl images build`; each section builds the examples it
+# runs (bench/gateway.sh, bench/loadgen.sh).
+stamp "== cargo build --release -p msctl"
+cargo build --release --quiet -p msctl
 
 stamp "== msctl images build"
 "$MSCTL" images build
