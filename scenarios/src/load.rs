@@ -390,6 +390,11 @@ struct Connection {
 impl Connection {
     async fn send(&mut self, r: &PreparedRequest) -> Option<(u16, bool)> {
         use http_body_util::BodyExt;
+        // A connection the server closed while it sat idle is replaced, not counted as an
+        // error.
+        if self.sender.as_ref().is_some_and(|s| s.is_closed()) {
+            self.sender = None;
+        }
         if self.sender.is_none() {
             let stream = tokio::net::TcpStream::connect(self.addr).await.ok()?;
             let _ = stream.set_nodelay(true);
@@ -434,6 +439,42 @@ impl Connection {
     }
 }
 
+/// Idle raw connections to one target, for the open model: an arrival takes one (or a new,
+/// unconnected one) and gives it back when its answer came.
+struct IdlePool {
+    addr: std::net::SocketAddr,
+    idle: std::sync::Mutex<Vec<Connection>>,
+}
+
+impl IdlePool {
+    fn new(addr: std::net::SocketAddr) -> Self {
+        Self {
+            addr,
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take(&self) -> Connection {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or(Connection {
+                addr: self.addr,
+                sender: None,
+            })
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if conn.sender.is_some() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(conn);
+        }
+    }
+}
+
 /// The socket address of a plain-HTTP loopback URL, when the raw path can serve it.
 fn raw_target(url: &reqwest::Url) -> Option<std::net::SocketAddr> {
     if url.scheme() != "http" {
@@ -459,8 +500,31 @@ pub fn client(concurrency: usize) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
-/// Runs a load phase to completion.
+/// Runs a load phase to completion, on a thread of its own with a single-threaded runtime
+/// (wrk's model): requests never hop between worker threads, which on a small machine cost
+/// more CPU in wake-ups than the requests themselves, and the phase does not compete with
+/// the engine's other tasks (e.g. continuous steady-state probes) for a scheduler.
 pub async fn run(run: &LoadRun, progress: Arc<LoadProgress>) -> Result<LoadStats, String> {
+    let phase = run.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("msctl-load".to_string())
+        .spawn(move || {
+            let out = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(run_here(&phase, progress)),
+                Err(e) => Err(format!("cannot start the load generator's runtime: {e}")),
+            };
+            let _ = tx.send(out);
+        })
+        .map_err(|e| format!("cannot start the load generator's thread: {e}"))?;
+    rx.await
+        .map_err(|_| "the load generator's thread ended without a result".to_string())?
+}
+
+async fn run_here(run: &LoadRun, progress: Arc<LoadProgress>) -> Result<LoadStats, String> {
     for r in &run.requests {
         loopback_only(&r.url)?;
     }
@@ -556,6 +620,15 @@ pub async fn run(run: &LoadRun, progress: Arc<LoadProgress>) -> Result<LoadStats
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut pick = Pick::new(0x9E37_79B9_7F4A_7C15, &requests);
             let mut pending = tokio::task::JoinSet::new();
+            // Plain-HTTP loopback targets go over raw HTTP/1 connections kept in an idle
+            // pool per request of the mix, as the closed model does (reqwest's per-request
+            // machinery cost more CPU than the rest of an arrival); others use the client.
+            let pools: Arc<Vec<Option<IdlePool>>> = Arc::new(
+                requests
+                    .iter()
+                    .map(|r| raw_target(&r.url).map(IdlePool::new))
+                    .collect(),
+            );
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
@@ -574,9 +647,28 @@ pub async fn run(run: &LoadRun, progress: Arc<LoadProgress>) -> Result<LoadStats
                 let requests = requests.clone();
                 let tx = tx.clone();
                 let progress = progress.clone();
+                let pools = pools.clone();
                 let i = pick.next();
                 pending.spawn(async move {
-                    let sample = one_sample(&client, &requests[i]).await;
+                    let r = &requests[i];
+                    let sample = match &pools[i] {
+                        Some(pool) => {
+                            let mut conn = pool.take();
+                            let started = Instant::now();
+                            let outcome = tokio::time::timeout(
+                                crate::model::DEFAULT_REQUEST_TIMEOUT,
+                                conn.send(r),
+                            )
+                            .await
+                            .ok()
+                            .flatten();
+                            if outcome.is_some() {
+                                pool.give_back(conn);
+                            }
+                            Sample::new(started, outcome, &r.ok_status)
+                        }
+                        None => one_sample(&client, r).await,
+                    };
                     progress.done.fetch_add(1, Ordering::Relaxed);
                     if sample.failed {
                         progress.errors.fetch_add(1, Ordering::Relaxed);

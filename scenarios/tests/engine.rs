@@ -339,6 +339,46 @@ sleep = "400ms"
     );
 }
 
+// Regression: the open model's arrivals each carried their own 160 KiB histogram (memory
+// grew with requests in flight); they now share pooled raw connections and send back samples.
+#[tokio::test]
+async fn an_arrival_rate_phase_sends_every_request_and_records_each() {
+    let shop = Shop::default();
+    let addr = start(shop.clone()).await;
+    let text = r#"
+name = "rate"
+[[steps]]
+name = "open model"
+load.rate = 400
+load.duration = "2s"
+load.max_requests = 200
+load.thresholds = { error_rate = 0.0 }
+load.requests = [
+  { weight = 1, url = "{{gateway}}/health" },
+  { weight = 1, method = "POST", url = "{{gateway}}/orders", json = { qty = 1 }, headers = { Idempotency-Key = "{{uuid}}" }, status = [202] },
+]
+"#;
+    let r = run(shop_env(addr, &shop), text).await;
+    assert_eq!(
+        r.status,
+        Status::Passed,
+        "{}",
+        report::json(std::slice::from_ref(&r))
+    );
+    let d = r.steps[0].details.clone().expect("stats");
+    assert_eq!(d["requests"], 200, "{d}");
+    assert_eq!(d["errors"], 0, "{d}");
+    assert_eq!(d["dropped"], 0, "{d}");
+    // A broken shop fails the phase on its error rate, with nothing hanging.
+    shop.broken.store(true, Ordering::SeqCst);
+    let r = run(shop_env(addr, &shop), text).await;
+    let m = r
+        .first_failure()
+        .and_then(|f| f.message.clone())
+        .unwrap_or_default();
+    assert!(m.starts_with("thresholds not met: error_rate ≤ 0"), "{m}");
+}
+
 #[tokio::test]
 async fn load_steps_measure_and_apply_thresholds() {
     let shop = Shop::default();
