@@ -552,6 +552,13 @@ impl ResilientClient {
                 }
                 Ok(Err(source)) => {
                     endpoint.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        %service,
+                        instance = %endpoint.instance.id,
+                        attempt,
+                        error = %crate::error::error_chain(&source),
+                        "upstream attempt failed"
+                    );
                     if guard.report(false) {
                         self.tripped(service, &endpoint.instance.id);
                     }
