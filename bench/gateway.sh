@@ -322,7 +322,7 @@ for r in "${RATIOS[@]}"; do echo "  $r"; done
 
 if [ -n "${BENCH_MD:-}" ]; then
   {
-    echo "## Gateway vs nginx"
+    echo "## 2. Gateway vs nginx"
     echo
     echo "The same kit-based upstream measured directly, behind nginx ($WORKERS workers, keepalive upstream) and behind the msctl gateway, back to back in one run: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s for throughput, the scenario load generator at a fixed $RATE req/s$RATE_NOTE for latency below saturation, and each process's utime+stime from /proc per completed request for CPU cost ($CONTEXT)."
     echo

@@ -76,7 +76,7 @@ for r in "${RATIO_LINES[@]}"; do echo "  $r"; done
 
 if [ -n "${BENCH_MD:-}" ]; then
   {
-    echo "## Load generator vs wrk"
+    echo "## 3. Load generator vs wrk"
     echo
     echo "wrk -t1 and the scenario engine's load generator (closed model, one-thread runtime) take turns for ${DURATION}s each at the same connection count against the same one-thread axum server answering GET /health ($CONTEXT)."
     echo

@@ -3,7 +3,7 @@
 # the same run, on this machine, reported as ratios. Writes BENCHMARKS.md (machine, date,
 # commit, every section's table) and prints the same tables as it goes.
 #
-#   bench/run.sh                 # every section (about 20-25 minutes once images are built)
+#   bench/run.sh                 # every section (about 25 minutes from a fresh clone on 2 cores)
 #   BENCH_QUICK=1 bench/run.sh   # every section, shortened (a smoke run of the scripts)
 #   bench/run.sh 2 3             # only these sections (1..6)
 #
