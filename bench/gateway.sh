@@ -68,7 +68,7 @@ for p in "$REG_PORT" "$UP_PORT" "$GW_PORT" "$NGX_PORT"; do
 done
 
 echo "building (release) ..." >&2
-BIN=$ROOT/target/release
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 if [ -n "${BENCH_BIN_DIR:-}" ]; then
   for b in registry gateway bench_upstream; do
     [ -x "$BENCH_BIN_DIR/$b" ] || die "BENCH_BIN_DIR=$BENCH_BIN_DIR has no executable $b"

@@ -33,7 +33,7 @@ fi
 
 echo "building (release) ..." >&2
 cargo build --release -q -p msctl-scenarios --example vs_wrk || die "cargo build of the vs_wrk example failed"
-VS_WRK=target/release/examples/vs_wrk
+VS_WRK=${CARGO_TARGET_DIR:-target}/release/examples/vs_wrk
 
 OUT=$(mktemp -d /tmp/msctl-bench-loadgen.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT

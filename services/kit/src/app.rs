@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -50,7 +50,7 @@ use crate::config::ServiceConfig;
 use crate::error::ApiError;
 use crate::faults::FaultInjector;
 use crate::jwt::JwtKeys;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::registry::{Directory, RegisterRequest, Registration, RegistryClient};
 use crate::{context, openapi};
 
@@ -269,10 +269,11 @@ impl ServiceHost {
             token: AdminToken(self.config.admin_token.as_deref().map(Arc::from)),
             faults: self.faults.clone(),
         };
-        router
-            .layer(from_fn_with_state(gate, gate_request))
-            .layer(from_fn_with_state(self.metrics.clone(), metrics::track))
-            .layer(from_fn(context::propagate))
+        let pipeline = Pipeline {
+            gate,
+            metrics: self.metrics.clone(),
+        };
+        router.layer(from_fn_with_state(pipeline, serve_request))
     }
 
     /// Bind the listener(s) and assemble the routers; registration starts with
@@ -500,9 +501,28 @@ async fn ready_handler(State(state): State<ReadyState>) -> Response {
         .into_response()
 }
 
-/// The listener's path filter, the admin-token check and fault injection, in that order,
-/// as one middleware: each `from_fn` layer boxes a future and clones the inner service on
-/// every request, and three of them were a visible share of the gateway's CPU per request.
+/// Everything the kit does around a request, as one middleware, outermost first: the
+/// request context and span ([`context::propagate`]), metrics ([`crate::metrics::track`]), then
+/// the [`Gate`]. Each `from_fn` layer boxes a future and clones the inner service on every
+/// request, and five of them were a visible share of the gateway's CPU per request
+/// (bench/notes/gateway-profile.md).
+#[derive(Clone)]
+struct Pipeline {
+    gate: Gate,
+    metrics: Metrics,
+}
+
+async fn serve_request(State(pipeline): State<Pipeline>, req: Request, next: Next) -> Response {
+    let Pipeline { gate, metrics } = pipeline;
+    context::traced(req, move |req| async move {
+        metrics
+            .timed(req, move |req| gate_request(gate, req, next))
+            .await
+    })
+    .await
+}
+
+/// The listener's path filter, the admin-token check and fault injection, in that order.
 #[derive(Clone)]
 struct Gate {
     listener: Listener,
@@ -510,7 +530,7 @@ struct Gate {
     faults: FaultInjector,
 }
 
-async fn gate_request(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+async fn gate_request(gate: Gate, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if let Some(message) = listener_refuses(gate.listener, path) {
         return ApiError::not_found(message).into_response();

@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::context::{self, REQUEST_ID, TRACEPARENT};
-use crate::metrics::Metrics;
+use crate::metrics::{Counter, Metrics};
 use crate::registry::{Directory, DiscoveryError, Instance, ServiceView};
 use crate::resilience::backoff::{Backoff, BudgetConfig, RetryBudget};
 use crate::resilience::balancer::{Balancer, LoadBalancing};
@@ -314,6 +314,10 @@ struct ClientInner {
     balancer: Balancer,
     services: Mutex<HashMap<String, Arc<ServiceEntry>>>,
     metrics: Metrics,
+    /// `upstream_requests_total` handles by service and outcome, so that counting an
+    /// attempt is a read lock and two lookups, not a label string built under the
+    /// registry's mutex on every attempt.
+    attempt_counters: RwLock<HashMap<String, HashMap<&'static str, Counter>>>,
 }
 
 /// Service-to-service client; cheap to clone.
@@ -384,6 +388,7 @@ impl ResilientClient {
             policy,
             services: Mutex::new(HashMap::new()),
             metrics,
+            attempt_counters: RwLock::new(HashMap::new()),
         }))
     }
 
@@ -654,15 +659,31 @@ impl ResilientClient {
         })
     }
 
-    fn count(&self, service: &str, outcome: &str) {
+    fn count(&self, service: &str, outcome: &'static str) {
+        {
+            let cache = self
+                .0
+                .attempt_counters
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(counter) = cache.get(service).and_then(|by| by.get(outcome)) {
+                counter.inc();
+                return;
+            }
+        }
+        let counter = self.0.metrics.counter(
+            "upstream_requests_total",
+            "Attempts sent to upstream services, by outcome.",
+            &[("service", service), ("outcome", outcome)],
+        );
+        counter.inc();
         self.0
-            .metrics
-            .counter(
-                "upstream_requests_total",
-                "Attempts sent to upstream services, by outcome.",
-                &[("service", service), ("outcome", outcome)],
-            )
-            .inc();
+            .attempt_counters
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(service.to_owned())
+            .or_default()
+            .insert(outcome, counter);
     }
 
     fn tripped(&self, service: &str, instance: &str) {

@@ -148,6 +148,16 @@ pub fn parse_traceparent(value: &str) -> Option<(String, String)> {
 
 /// Middleware: establish the request context, span and `X-Request-Id` response header.
 pub async fn propagate(req: Request, next: Next) -> Response {
+    traced(req, |req| next.run(req)).await
+}
+
+/// Serve `req` with `inner` inside its request context and span, as [`propagate`] does;
+/// the kit's host calls this inside its single middleware.
+pub(crate) async fn traced<F, Fut>(req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let ctx = RequestContext::from_headers(req.headers());
     let span = tracing::info_span!(
         "request",
@@ -160,7 +170,7 @@ pub async fn propagate(req: Request, next: Next) -> Response {
     // Probes and scrapes arrive every few seconds; keep them out of the info-level log.
     let quiet = matches!(req.uri().path(), "/health" | "/ready" | "/metrics");
     let start = std::time::Instant::now();
-    let mut resp = scope(ctx, next.run(req)).instrument(span.clone()).await;
+    let mut resp = scope(ctx, inner(req)).instrument(span.clone()).await;
     let (status, ms) = (resp.status().as_u16(), start.elapsed().as_secs_f64() * 1e3);
     span.in_scope(|| {
         if quiet {

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -78,10 +79,19 @@ enum Family {
     },
 }
 
+/// What one (method, route) pair has served: a count per status and the latency histogram.
+#[derive(Debug, Default)]
+struct RouteSeries {
+    statuses: BTreeMap<u16, u64>,
+    latency: Histogram,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    /// method → route → series. Nested so that recording a request looks the series up with
+    /// borrowed `&str`s and allocates only the first time a pair is seen (one lock, no
+    /// `String` per request).
+    served: Mutex<BTreeMap<String, BTreeMap<String, RouteSeries>>>,
     families: Mutex<BTreeMap<String, Family>>,
 }
 
@@ -127,13 +137,17 @@ impl Metrics {
 
     /// Record one served request.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        {
-            let mut r = self.0.requests.lock().unwrap_or_else(|e| e.into_inner());
-            *r.entry((method.to_owned(), route.to_owned(), status))
-                .or_insert(0) += 1;
+        let mut served = self.0.served.lock().unwrap_or_else(|e| e.into_inner());
+        if !served.contains_key(method) {
+            served.insert(method.to_owned(), BTreeMap::new());
         }
-        let mut l = self.0.latency.lock().unwrap_or_else(|e| e.into_inner());
-        let h = l.entry((method.to_owned(), route.to_owned())).or_default();
+        let routes = served.get_mut(method).expect("inserted above");
+        if !routes.contains_key(route) {
+            routes.insert(route.to_owned(), RouteSeries::default());
+        }
+        let series = routes.get_mut(route).expect("inserted above");
+        *series.statuses.entry(status).or_insert(0) += 1;
+        let h = &mut series.latency;
         h.count += 1;
         h.sum += seconds;
         for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
@@ -173,10 +187,11 @@ impl Metrics {
 
     /// Total requests recorded for `route` with `status` (all methods); for tests.
     pub fn requests_for(&self, route: &str, status: u16) -> u64 {
-        let r = self.0.requests.lock().unwrap_or_else(|e| e.into_inner());
-        r.iter()
-            .filter(|((_, rt, st), _)| rt == route && *st == status)
-            .map(|(_, n)| n)
+        let served = self.0.served.lock().unwrap_or_else(|e| e.into_inner());
+        served
+            .values()
+            .filter_map(|routes| routes.get(route))
+            .filter_map(|series| series.statuses.get(&status))
             .sum()
     }
 
@@ -184,39 +199,43 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         out.push_str("# HELP http_requests_total HTTP requests served, by method, route and status.\n# TYPE http_requests_total counter\n");
-        {
-            let r = self.0.requests.lock().unwrap_or_else(|e| e.into_inner());
-            for ((m, route, st), n) in r.iter() {
+        let served = self.0.served.lock().unwrap_or_else(|e| e.into_inner());
+        let pairs = || {
+            served
+                .iter()
+                .flat_map(|(m, routes)| routes.iter().map(move |(route, s)| (m, route, s)))
+        };
+        for (m, route, series) in pairs() {
+            for (st, n) in &series.statuses {
                 let labels =
                     label_set(&[("method", m), ("route", route), ("status", &st.to_string())]);
                 let _ = writeln!(out, "http_requests_total{{{labels}}} {n}");
             }
         }
         out.push_str("# HELP http_request_duration_seconds Time to serve HTTP requests.\n# TYPE http_request_duration_seconds histogram\n");
-        {
-            let l = self.0.latency.lock().unwrap_or_else(|e| e.into_inner());
-            for ((m, route), h) in l.iter() {
-                let base = label_set(&[("method", m), ("route", route)]);
-                for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "http_request_duration_seconds_bucket{{{base},le=\"{le}\"}} {}",
-                        h.buckets[i]
-                    );
-                }
+        for (m, route, series) in pairs() {
+            let h = &series.latency;
+            let base = label_set(&[("method", m), ("route", route)]);
+            for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
                 let _ = writeln!(
                     out,
-                    "http_request_duration_seconds_bucket{{{base},le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ = writeln!(out, "http_request_duration_seconds_sum{{{base}}} {}", h.sum);
-                let _ = writeln!(
-                    out,
-                    "http_request_duration_seconds_count{{{base}}} {}",
-                    h.count
+                    "http_request_duration_seconds_bucket{{{base},le=\"{le}\"}} {}",
+                    h.buckets[i]
                 );
             }
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_bucket{{{base},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "http_request_duration_seconds_sum{{{base}}} {}", h.sum);
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_count{{{base}}} {}",
+                h.count
+            );
         }
+        drop(served);
         let f = self.0.families.lock().unwrap_or_else(|e| e.into_inner());
         for (name, fam) in f.iter() {
             match fam {
@@ -240,26 +259,33 @@ impl Metrics {
 
 /// Middleware: count and time every request by method, route template and status.
 pub async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let matched = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let resp = next.run(req).await;
-    let route = resp
-        .extensions()
-        .get::<RouteLabel>()
-        .map(|r| r.0.clone())
-        .or(matched)
-        .unwrap_or_else(|| "unmatched".to_owned());
-    metrics.observe_request(
-        &method,
-        &route,
-        resp.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
-    resp
+    metrics.timed(req, |req| next.run(req)).await
+}
+
+impl Metrics {
+    /// Serve `req` with `inner` and record it, as [`track`] does; the kit's host calls this
+    /// inside its single middleware.
+    pub(crate) async fn timed<F, Fut>(&self, req: Request, inner: F) -> Response
+    where
+        F: FnOnce(Request) -> Fut,
+        Fut: Future<Output = Response>,
+    {
+        let start = Instant::now();
+        let method = req.method().clone();
+        let matched = req.extensions().get::<MatchedPath>().cloned();
+        let resp = inner(req).await;
+        let route = match resp.extensions().get::<RouteLabel>() {
+            Some(label) => label.0.as_str(),
+            None => matched.as_ref().map_or("unmatched", MatchedPath::as_str),
+        };
+        self.observe_request(
+            method.as_str(),
+            route,
+            resp.status().as_u16(),
+            start.elapsed().as_secs_f64(),
+        );
+        resp
+    }
 }
 
 #[cfg(test)]

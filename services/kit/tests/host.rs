@@ -268,7 +268,8 @@ async fn client_retries_idempotent_calls_elsewhere_and_propagates_the_trace() {
     let mut policy = ClientPolicy::default();
     policy.backoff.jitter = false;
     policy.backoff.base = Duration::from_millis(1);
-    let client = service_kit::client::ResilientClient::new(directory, policy, Default::default());
+    let metrics = service_kit::metrics::Metrics::new();
+    let client = service_kit::client::ResilientClient::new(directory, policy, metrics.clone());
 
     let ctx = RequestContext::new_root();
     let trace = ctx.trace_id.clone();
@@ -294,16 +295,17 @@ async fn client_retries_idempotent_calls_elsewhere_and_propagates_the_trace() {
         );
     }
     // A POST that lands on the dead instance is not retried.
-    let mut post_errors = 0;
+    let mut post_answers = 0;
     for _ in 0..4 {
         let req = OutboundRequest::new(Method::POST, "/api/v1/things/1")
             .json(&json!({}))
             .expect("encode");
         match client.send("thing-service", req).await {
-            Err(ClientError::Transport { .. }) | Err(ClientError::Unavailable { .. }) => {
-                post_errors += 1
+            Err(ClientError::Transport { .. }) | Err(ClientError::Unavailable { .. }) => {}
+            Ok(r) => {
+                assert_eq!(r.attempts, 1);
+                post_answers += 1;
             }
-            Ok(r) => assert_eq!(r.attempts, 1),
             Err(e) => panic!("unexpected {e}"),
         }
     }
@@ -312,8 +314,20 @@ async fn client_retries_idempotent_calls_elsewhere_and_propagates_the_trace() {
     assert!(client.send("thing-service", req).await.is_ok());
     let snap = client.snapshot();
     assert_eq!(snap[0].instances.len(), 2);
-    assert!(snap[0].instances[0].failures >= 1);
-    let _ = post_errors;
+    let dead_failures = snap[0].instances[0].failures;
+    assert!(dead_failures >= 1);
+    // Every attempt is counted by outcome: each answer as 2xx, each refused connection as
+    // an error.
+    let text = metrics.render();
+    let series = |outcome: &str| -> u64 {
+        let name =
+            format!("upstream_requests_total{{service=\"thing-service\",outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name.as_str()))
+            .map_or(0, |n| n.parse().expect("a count"))
+    };
+    assert_eq!(series("2xx"), 4 + post_answers + 1, "{text}");
+    assert_eq!(series("error"), dead_failures, "{text}");
     assert!(matches!(
         client
             .send("other-service", OutboundRequest::new(Method::GET, "/"))
