@@ -345,20 +345,8 @@ impl Recorder {
     }
 }
 
-fn record(
-    rec: &mut Recorder,
-    started: Instant,
-    outcome: Option<(u16, bool)>,
-    ok_status: &Option<Vec<u16>>,
-) {
-    rec.add(Sample::new(started, outcome, ok_status));
-}
-
-async fn one(client: &reqwest::Client, r: &PreparedRequest, rec: &mut Recorder) {
-    rec.add(one_sample(client, r).await);
-}
-
-async fn one_sample(client: &reqwest::Client, r: &PreparedRequest) -> Sample {
+/// One request through the reqwest client (targets the raw path cannot serve).
+async fn one(client: &reqwest::Client, r: &PreparedRequest) -> Sample {
     let started = Instant::now();
     let fresh = r.fresh();
     let r = fresh.as_ref().unwrap_or(r);
@@ -573,7 +561,7 @@ async fn run_here(run: &LoadRun, progress: Arc<LoadProgress>) -> Result<LoadStat
                                 tokio::select! {
                                     outcome = conn.send(r) => {
                                         let refused = outcome.is_none();
-                                        record(&mut rec, started, outcome, &r.ok_status);
+                                        rec.add(Sample::new(started, outcome, &r.ok_status));
                                         if refused {
                                             // Do not spin on a target that is down.
                                             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -581,14 +569,14 @@ async fn run_here(run: &LoadRun, progress: Arc<LoadProgress>) -> Result<LoadStat
                                     }
                                     _ = tokio::time::sleep_until(grace.min(started + crate::model::DEFAULT_REQUEST_TIMEOUT)) => {
                                         conn.sender = None;
-                                        record(&mut rec, started, None, &r.ok_status);
+                                        rec.add(Sample::new(started, None, &r.ok_status));
                                         if Instant::now() >= grace { break; }
                                     }
                                 }
                             }
                             None => {
                                 tokio::select! {
-                                    _ = one(&client, r, &mut rec) => {}
+                                    sample = one(&client, r) => rec.add(sample),
                                     _ = tokio::time::sleep_until(grace) => break,
                                 }
                             }
@@ -667,7 +655,7 @@ async fn run_here(run: &LoadRun, progress: Arc<LoadProgress>) -> Result<LoadStat
                             }
                             Sample::new(started, outcome, &r.ok_status)
                         }
-                        None => one_sample(&client, r).await,
+                        None => one(&client, r).await,
                     };
                     progress.done.fetch_add(1, Ordering::Relaxed);
                     if sample.failed {

@@ -358,7 +358,21 @@ load.requests = [
   { weight = 1, method = "POST", url = "{{gateway}}/orders", json = { qty = 1 }, headers = { Idempotency-Key = "{{uuid}}" }, status = [202] },
 ]
 "#;
-    let r = run(shop_env(addr, &shop), text).await;
+    let d = load_passes_then_fails_when_broken(&shop, addr, text).await;
+    assert_eq!(d["requests"], 200, "{d}");
+    assert_eq!(d["errors"], 0, "{d}");
+    assert_eq!(d["dropped"], 0, "{d}");
+}
+
+/// Runs the load scenario `text` against the working shop, which must pass (its first
+/// step's stats are returned), then against a broken one, where every request fails: the
+/// `error_rate` threshold must fail the phase, with nothing left hanging.
+async fn load_passes_then_fails_when_broken(
+    shop: &Shop,
+    addr: SocketAddr,
+    text: &str,
+) -> serde_json::Value {
+    let r = run(shop_env(addr, shop), text).await;
     assert_eq!(
         r.status,
         Status::Passed,
@@ -366,17 +380,14 @@ load.requests = [
         report::json(std::slice::from_ref(&r))
     );
     let d = r.steps[0].details.clone().expect("stats");
-    assert_eq!(d["requests"], 200, "{d}");
-    assert_eq!(d["errors"], 0, "{d}");
-    assert_eq!(d["dropped"], 0, "{d}");
-    // A broken shop fails the phase on its error rate, with nothing hanging.
     shop.broken.store(true, Ordering::SeqCst);
-    let r = run(shop_env(addr, &shop), text).await;
+    let r = run(shop_env(addr, shop), text).await;
     let m = r
         .first_failure()
         .and_then(|f| f.message.clone())
         .unwrap_or_default();
     assert!(m.starts_with("thresholds not met: error_rate ≤ 0"), "{m}");
+    d
 }
 
 #[tokio::test]
@@ -396,23 +407,8 @@ load.requests = [
   { weight = 1, method = "POST", url = "{{gateway}}/orders", json = { qty = 1 }, headers = { Idempotency-Key = "{{uuid}}" }, status = [202] },
 ]
 "#;
-    let r = run(shop_env(addr, &shop), text).await;
-    assert_eq!(
-        r.status,
-        Status::Passed,
-        "{}",
-        report::json(std::slice::from_ref(&r))
-    );
-    let d = r.steps[0].details.clone().expect("stats");
+    let d = load_passes_then_fails_when_broken(&shop, addr, text).await;
     assert_eq!(d["requests"], 300);
-    // Every request fails once the shop is broken: error_rate threshold trips.
-    shop.broken.store(true, Ordering::SeqCst);
-    let r = run(shop_env(addr, &shop), text).await;
-    let m = r
-        .first_failure()
-        .and_then(|f| f.message.clone())
-        .unwrap_or_default();
-    assert!(m.starts_with("thresholds not met: error_rate ≤ 0"), "{m}");
 }
 
 #[tokio::test]
