@@ -450,6 +450,7 @@ mod tests {
             status: Status::Failed,
             seconds: 1.0,
             started_at: "2026-01-01T00:00:00".into(),
+            faults: Vec::new(),
             steps: vec![StepReport {
                 phase: "method".into(),
                 name: "place an order".into(),

@@ -30,7 +30,8 @@ use crate::model::{
     Action, Body, Expectation, LoadStep, Phase, RequestStep, RequestTemplate, Scenario, SqlStep,
     Step,
 };
-use crate::report::{phase_label, ScenarioReport, Status, StepReport};
+use crate::report::{phase_label, FaultTimeline, ScenarioReport, Status, StepReport};
+use crate::workload::History;
 use crate::sql::{redact, Databases};
 use crate::template::{self, Reference};
 
@@ -81,9 +82,14 @@ enum Attempt {
 
 #[derive(Debug)]
 struct FaultEntry {
+    /// Ledger id once applied (empty while a delayed fault waits).
     id: String,
+    spec: msctl_chaos::FaultSpec,
+    applied_at: Option<Instant>,
     healed_at: Option<Instant>,
     heal_error: Option<String>,
+    /// Why a delayed fault could not be applied.
+    refused: Option<String>,
     timer: Option<JoinHandle<()>>,
 }
 
@@ -97,7 +103,56 @@ struct FaultBook {
 impl FaultBook {
     fn state(&self, name: &str) -> Option<(bool, Option<Instant>)> {
         let e = self.entries.lock().ok()?;
-        e.get(name).map(|f| (f.healed_at.is_none(), f.healed_at))
+        e.get(name)
+            .map(|f| (f.applied_at.is_some() && f.healed_at.is_none(), f.healed_at))
+    }
+
+    /// The applied faults as checkers see them, on a workload's clock (ms since `origin`).
+    fn spans(&self, origin: Instant) -> Vec<crate::checks::FaultSpan> {
+        let ms = |t: Instant| -> i64 {
+            if t >= origin {
+                i64::try_from((t - origin).as_millis()).unwrap_or(i64::MAX)
+            } else {
+                -i64::try_from((origin - t).as_millis()).unwrap_or(i64::MAX)
+            }
+        };
+        self.entries
+            .lock()
+            .map(|e| {
+                e.iter()
+                    .filter_map(|(name, f)| {
+                        let applied = f.applied_at?;
+                        Some(crate::checks::FaultSpan::new(name, &f.spec, ms(applied), f.healed_at.map(ms)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every fault on the run's clock (seconds since `origin`).
+    fn timeline(&self, origin: Instant) -> Vec<FaultTimeline> {
+        let secs = |t: Instant| t.saturating_duration_since(origin).as_secs_f64();
+        self.entries
+            .lock()
+            .map(|e| {
+                e.iter()
+                    .map(|(name, f)| FaultTimeline {
+                        name: name.clone(),
+                        kind: f.spec.kind.to_string(),
+                        targets: f.spec.targets.iter().map(ToString::to_string).collect(),
+                        from: match &f.spec.kind {
+                            msctl_chaos::FaultKind::Partition { from } => {
+                                from.iter().map(|t| t.component.clone()).collect()
+                            }
+                            _ => Vec::new(),
+                        },
+                        applied_s: f.applied_at.map(secs),
+                        healed_s: f.healed_at.map(secs),
+                        error: f.refused.clone().or_else(|| f.heal_error.clone()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn mark_healed(&self, name: &str, error: Option<String>) {
@@ -118,6 +173,28 @@ struct RunState {
     vars: Mutex<IndexMap<String, Value>>,
     faults: Arc<FaultBook>,
     run_id: String,
+    started: Instant,
+    /// Workloads run so far, with their start, for `check` steps.
+    workloads: Mutex<Vec<(Instant, Arc<History>)>>,
+}
+
+/// Reverts a lasting fault with a duration after that duration, in the background.
+fn revert_timer(
+    env: &Arc<dyn Environment>,
+    st: &Arc<RunState>,
+    c: &crate::model::ChaosStep,
+    id: &str,
+) -> Option<JoinHandle<()>> {
+    let d = c.spec.duration.filter(|_| c.spec.kind.is_lasting())?;
+    let env = env.clone();
+    let faults = st.faults.clone();
+    let (name, id) = (c.name.clone(), id.to_string());
+    Some(tokio::spawn(async move {
+        tokio::time::sleep(d).await;
+        let res = env.revert_fault(&id).await;
+        let _ = env.refresh().await;
+        faults.mark_healed(&name, res.err().map(|e| e.0));
+    }))
 }
 
 fn now_rfc3339() -> String {
@@ -188,13 +265,18 @@ impl Engine {
             vars: Mutex::new(IndexMap::new()),
             faults: Arc::new(FaultBook::default()),
             run_id: run_id.clone(),
+            started,
+            workloads: Mutex::new(Vec::new()),
         });
         self.observer.scenario_started(scenario, &run_id);
         let mut steps: Vec<StepReport> = Vec::new();
         let mut failed = false;
 
         // 1. Variables.
-        let env_ok = self.env.refresh().await;
+        let env_ok = match self.env.tune(&scenario.tune).await {
+            Ok(_) => self.env.refresh().await,
+            Err(e) => Err(e),
+        };
         let vars_result = self.init_vars(&st, scenario, opts);
         if let Err(e) = env_ok.map_err(|e| e.0).and(vars_result) {
             let r = StepReport {
@@ -350,6 +432,7 @@ impl Engine {
             seconds: started.elapsed().as_secs_f64(),
             started_at,
             steps,
+            faults: st.faults.timeline(started),
         };
         self.observer.scenario_finished(&report);
         report
@@ -412,18 +495,30 @@ impl Engine {
             .ok()?
             .iter_mut()
             .filter(|(_, f)| f.healed_at.is_none())
-            .map(|(n, f)| {
+            .filter_map(|(n, f)| {
                 if let Some(t) = f.timer.take() {
                     t.abort();
                 }
-                (n.clone(), f.id.clone())
+                // A delayed fault that never came into effect has nothing to revert.
+                f.applied_at.map(|_| (n.clone(), f.id.clone()))
             })
             .collect();
-        if active.is_empty() {
+        let refused: Vec<String> = st
+            .faults
+            .entries
+            .lock()
+            .ok()?
+            .iter()
+            .filter_map(|(n, f)| f.refused.as_ref().map(|e| format!("{n}: {e}")))
+            .collect();
+        if active.is_empty() && refused.is_empty() {
             return None;
         }
         let started = Instant::now();
-        let mut errors = Vec::new();
+        let mut errors: Vec<String> = refused
+            .into_iter()
+            .map(|e| format!("not applied: {e}"))
+            .collect();
         for (name, id) in &active {
             let res = self.env.revert_fault(id).await;
             if let Err(e) = &res {
@@ -451,7 +546,8 @@ impl Engine {
             },
             seconds: started.elapsed().as_secs_f64(),
             attempts: 1,
-            message: (!errors.is_empty()).then(|| format!("heal failed: {}", errors.join("; "))),
+            message: (!errors.is_empty())
+                .then(|| format!("faults not applied or not healed: {}", errors.join("; "))),
             details: None,
         };
         self.observer.step_finished(&r);
@@ -471,30 +567,21 @@ impl Engine {
                 tokio::time::sleep(*d).await;
                 (Status::Passed, None, None, 1)
             }
+            Action::Chaos(c) if c.after.is_some() => self.delayed_chaos(st, c),
             Action::Chaos(c) => match self.env.apply_fault(&c.spec).await {
                 Ok(id) => {
-                    let lasting = c.spec.kind.is_lasting();
-                    let timer = match (lasting, c.spec.duration) {
-                        (true, Some(d)) => {
-                            let env = self.env.clone();
-                            let faults = st.faults.clone();
-                            let (name, id) = (c.name.clone(), id.clone());
-                            Some(tokio::spawn(async move {
-                                tokio::time::sleep(d).await;
-                                let res = env.revert_fault(&id).await;
-                                let _ = env.refresh().await;
-                                faults.mark_healed(&name, res.err().map(|e| e.0));
-                            }))
-                        }
-                        _ => None,
-                    };
+                    let timer = revert_timer(&self.env, st, c, &id);
                     if let Ok(mut e) = st.faults.entries.lock() {
+                        let lasting = c.spec.kind.is_lasting();
                         e.insert(
                             c.name.clone(),
                             FaultEntry {
                                 id: id.clone(),
+                                spec: c.spec.clone(),
+                                applied_at: Some(Instant::now()),
                                 healed_at: (!lasting).then(Instant::now),
                                 heal_error: None,
+                                refused: None,
                                 timer,
                             },
                         );
@@ -524,11 +611,11 @@ impl Engine {
                             .filter(|(n, f)| {
                                 f.healed_at.is_none() && target.as_ref().is_none_or(|t| t == *n)
                             })
-                            .map(|(n, f)| {
+                            .filter_map(|(n, f)| {
                                 if let Some(t) = f.timer.take() {
                                     t.abort();
                                 }
-                                (n.clone(), f.id.clone())
+                                f.applied_at.map(|_| (n.clone(), f.id.clone()))
                             })
                             .collect()
                     })
@@ -554,6 +641,8 @@ impl Engine {
                 }
             }
             Action::Load(l) => self.load(st, s, l).await,
+            Action::Workload(w) => self.workload(st, w).await,
+            Action::Check(c) => self.check_history(st, c).await,
         };
         let r = StepReport {
             phase: label,
@@ -945,6 +1034,150 @@ impl Engine {
             details: Some(json!({"value": value})),
         }
     }
+
+    /// A chaos step with `after`: recorded now, applied later in the background, reverted
+    /// after its duration; the step itself returns at once.
+    fn delayed_chaos(
+        &self,
+        st: &Arc<RunState>,
+        c: &crate::model::ChaosStep,
+    ) -> (Status, Option<String>, Option<Value>, u32) {
+        let after = c.after.unwrap_or_default();
+        let env = self.env.clone();
+        let book = st.faults.clone();
+        let step = c.clone();
+        let st2 = st.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            match env.apply_fault(&step.spec).await {
+                Ok(id) => {
+                    let timer = revert_timer(&env, &st2, &step, &id);
+                    if let Ok(mut e) = book.entries.lock() {
+                        if let Some(f) = e.get_mut(&step.name) {
+                            f.id = id;
+                            f.applied_at = Some(Instant::now());
+                            if !step.spec.kind.is_lasting() {
+                                f.healed_at = f.applied_at;
+                            }
+                            f.timer = timer;
+                        }
+                    }
+                    let _ = env.refresh().await;
+                }
+                Err(e) => {
+                    if let Ok(mut entries) = book.entries.lock() {
+                        if let Some(f) = entries.get_mut(&step.name) {
+                            f.refused = Some(format!("cannot apply {}: {e}", step.spec.kind));
+                        }
+                    }
+                }
+            }
+            book.changed.notify_waiters();
+        });
+        if let Ok(mut e) = st.faults.entries.lock() {
+            e.insert(
+                c.name.clone(),
+                FaultEntry {
+                    id: String::new(),
+                    spec: c.spec.clone(),
+                    applied_at: None,
+                    healed_at: None,
+                    heal_error: None,
+                    refused: None,
+                    timer: Some(task),
+                },
+            );
+        }
+        (
+            Status::Passed,
+            None,
+            Some(json!({"fault": c.name, "kind": c.spec.kind.to_string(),
+                        "after_s": after.as_secs_f64()})),
+            1,
+        )
+    }
+
+    /// Runs a workload and keeps its history for later `check` steps.
+    async fn workload(
+        &self,
+        st: &Arc<RunState>,
+        spec: &crate::workload::WorkloadSpec,
+    ) -> (Status, Option<String>, Option<Value>, u32) {
+        let offset = st.started.elapsed().as_secs_f64();
+        let start = Instant::now();
+        match crate::workload::run(
+            self.env.clone(),
+            self.databases.clone(),
+            spec,
+            &st.run_id,
+            offset,
+        )
+        .await
+        {
+            Ok(history) => {
+                let history = Arc::new(history);
+                let summary = crate::workload::summarize(&history);
+                if let Ok(mut w) = st.workloads.lock() {
+                    w.push((start, history.clone()));
+                }
+                let details = serde_json::to_value(history.as_ref()).ok();
+                (
+                    Status::Passed,
+                    None,
+                    details.map(|h| json!({"summary": summary, "history": h})),
+                    1,
+                )
+            }
+            Err(e) => (Status::Error, Some(e.to_string()), None, 1),
+        }
+    }
+
+    /// Judges the last workload: gathers facts until every checker holds or the settle
+    /// time is over.
+    async fn check_history(
+        &self,
+        st: &Arc<RunState>,
+        spec: &crate::checks::CheckSpec,
+    ) -> (Status, Option<String>, Option<Value>, u32) {
+        let Some((start, history)) = st.workloads.lock().ok().and_then(|w| w.last().cloned())
+        else {
+            return (
+                Status::Error,
+                Some("a check step needs an earlier workload step".into()),
+                None,
+                1,
+            );
+        };
+        let faults = st.faults.spans(start);
+        let (verdicts, attempts, settled) = crate::checks::judge(
+            self.env.as_ref(),
+            &self.databases,
+            &history,
+            &faults,
+            spec,
+        )
+        .await;
+        let failed: Vec<&crate::checks::Verdict> = verdicts.iter().filter(|v| !v.passed).collect();
+        let details = json!({"verdicts": verdicts, "settle_s": settled.as_secs_f64()});
+        if failed.is_empty() {
+            (Status::Passed, None, Some(details), attempts)
+        } else {
+            let message = failed
+                .iter()
+                .map(|v| {
+                    format!(
+                        "checker {} failed ({}): {}",
+                        v.checker,
+                        v.invariant,
+                        v.evidence.iter().skip(1).take(3).cloned().collect::<Vec<_>>().join("; ")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" | ");
+            (Status::Failed, Some(message), Some(details), attempts)
+        }
+    }
+
 
     async fn load(
         &self,

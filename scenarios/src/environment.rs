@@ -31,6 +31,43 @@ pub trait Environment: Send + Sync {
     async fn apply_fault(&self, spec: &FaultSpec) -> Result<String, EnvError>;
     /// Reverts a fault (waiting until its containers are ready again).
     async fn revert_fault(&self, id: &str) -> Result<(), EnvError>;
+    /// Every replica's metrics endpoint on 127.0.0.1 (components with `metrics` in the
+    /// stack file), for the workload's samplers.
+    fn metrics_targets(&self) -> Vec<MetricsTarget> {
+        Vec::new()
+    }
+    /// The components `component` depends on (from the stack file).
+    fn depends_on(&self, _component: &str) -> Vec<String> {
+        Vec::new()
+    }
+    /// Runs the named components with these environment overrides (component → variable
+    /// → value), recreating the ones whose settings differ, and waits until they are
+    /// ready; returns the components that were recreated.
+    async fn tune(&self, overrides: &Tuning) -> Result<Vec<String>, EnvError> {
+        if overrides.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(EnvError(
+                "this environment cannot change component settings ([tune])".into(),
+            ))
+        }
+    }
+}
+
+/// Environment overrides: component → variable → value.
+pub type Tuning = indexmap::IndexMap<String, indexmap::IndexMap<String, String>>;
+
+/// One replica's metrics endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsTarget {
+    /// `component#replica`.
+    pub instance: String,
+    /// Component name.
+    pub component: String,
+    /// `127.0.0.1:PORT`.
+    pub addr: SocketAddr,
+    /// Path, e.g. `/metrics`.
+    pub path: String,
 }
 
 /// Fixed endpoints and database URLs, no chaos: for tests against servers started in-process.
@@ -96,6 +133,8 @@ pub struct StackEnvironment {
     chaos: Arc<Chaos>,
     /// (component, container port) → host port, plus (component, 0) → first published port.
     ports: RwLock<HashMap<(String, u16), u16>>,
+    /// Every running replica's metrics endpoint.
+    metrics: RwLock<Vec<MetricsTarget>>,
 }
 
 impl StackEnvironment {
@@ -106,6 +145,7 @@ impl StackEnvironment {
             project,
             chaos: Arc::new(chaos),
             ports: RwLock::new(HashMap::new()),
+            metrics: RwLock::new(Vec::new()),
         }
     }
 
@@ -146,6 +186,28 @@ impl Environment for StackEnvironment {
             .await
             .map_err(|e| EnvError(e.to_string()))?;
         let mut map = HashMap::new();
+        let mut metrics = Vec::new();
+        for row in &rows {
+            let Some(m) = self
+                .stack
+                .components
+                .get(&row.component)
+                .and_then(|c| c.metrics.as_ref())
+            else {
+                continue;
+            };
+            if let Some(p) = row.ports.iter().find(|p| p.container == m.port && p.host != 0) {
+                metrics.push(MetricsTarget {
+                    instance: format!("{}#{}", row.component, row.replica),
+                    component: row.component.clone(),
+                    addr: SocketAddr::from((Ipv4Addr::LOCALHOST, p.host)),
+                    path: m.path.clone(),
+                });
+            }
+        }
+        if let Ok(mut slot) = self.metrics.write() {
+            *slot = metrics;
+        }
         for row in rows {
             // Replica 1 first, so "first port" means the first replica's.
             for p in &row.ports {
@@ -201,6 +263,59 @@ impl Environment for StackEnvironment {
             .await
             .map(|_| ())
             .map_err(|e| EnvError(e.to_string()))
+    }
+
+    fn metrics_targets(&self) -> Vec<MetricsTarget> {
+        self.metrics.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    fn depends_on(&self, component: &str) -> Vec<String> {
+        self.stack
+            .components
+            .get(component)
+            .map(|c| c.depends_on.iter().map(|d| d.component.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    async fn tune(&self, overrides: &Tuning) -> Result<Vec<String>, EnvError> {
+        if overrides.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut stack = self.stack.clone();
+        let mut names = Vec::new();
+        for (component, vars) in overrides {
+            let name = self.component_name(component)?;
+            let c = stack
+                .components
+                .get_mut(&name)
+                .ok_or_else(|| EnvError(format!("no component {name:?}")))?;
+            for (k, v) in vars {
+                c.environment.insert(k.clone(), v.clone());
+            }
+            names.push(name);
+        }
+        let project = Project::new(stack, self.project.runtime().clone());
+        let opts = msctl_stack::orchestrator::UpOptions {
+            components: names,
+            check_images: false,
+            timeout: std::time::Duration::from_secs(240),
+            ..Default::default()
+        };
+        let report = project
+            .up(&opts, &msctl_stack::progress::silent())
+            .await
+            .map_err(|e| EnvError(format!("cannot apply [tune]: {e}")))?;
+        self.refresh().await?;
+        Ok(report
+            .components
+            .iter()
+            .filter(|(_, actions)| {
+                actions.iter().any(|a| {
+                    !matches!(a, msctl_stack::orchestrator::Action::Keep { .. })
+                })
+            })
+            .map(|(c, _)| c.clone())
+            .collect())
     }
 }
 

@@ -7,6 +7,7 @@
 //! them. The bundled catalog lives in `scenarios/catalog/` ([`catalog`]).
 
 pub mod catalog;
+pub mod checks;
 pub mod engine;
 pub mod environment;
 pub mod jsonpath;
@@ -16,6 +17,7 @@ pub mod model;
 pub mod report;
 pub mod sql;
 pub mod template;
+pub mod workload;
 
 pub use engine::{Engine, Observer, RunOptions};
 pub use environment::{Environment, StackEnvironment, StaticEnvironment};

@@ -49,6 +49,8 @@ struct RawScenario {
     steps: Vec<Spanned<RawStep>>,
     #[serde(default)]
     rollbacks: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    tune: IndexMap<String, Spanned<IndexMap<String, toml::Value>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +67,8 @@ struct RawStep {
     load: Option<Spanned<RawLoad>>,
     sql: Option<Spanned<RawSql>>,
     sleep: Option<Spanned<String>>,
+    workload: Option<Spanned<RawWorkload>>,
+    check: Option<Spanned<RawCheck>>,
     during: Option<Spanned<String>>,
     within: Option<Spanned<RawWithin>>,
     #[serde(default)]
@@ -170,6 +174,45 @@ struct RawChaos {
     path: Option<String>,
     duration: Option<Spanned<String>>,
     seed: Option<u64>,
+    after: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    clients: Option<u32>,
+    duration: Spanned<String>,
+    seed: Option<u64>,
+    think: Option<Spanned<String>>,
+    products: Option<u32>,
+    scarce: Option<u32>,
+    scarce_stock: Option<u32>,
+    order_share: Option<f64>,
+    admin_token: Option<String>,
+    jwt_secret: Option<String>,
+    jwt_issuer: Option<String>,
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    #[serde(default)]
+    only: Vec<Spanned<String>>,
+    settle: Option<Spanned<String>>,
+    replica_error_share: Option<f64>,
+    replica_error_allowance: Option<u32>,
+    revocation_paths: Option<Vec<String>>,
+    #[serde(default)]
+    budgets: IndexMap<String, RawBudget>,
+    admin_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    ratio: f64,
+    per_sec: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +287,9 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// Always run at the end.
     pub rollbacks: Vec<Step>,
+    /// Component settings the scenario runs with (`[tune.COMPONENT]`), applied before it
+    /// starts by recreating those components.
+    pub tune: crate::environment::Tuning,
 }
 
 /// One step (or probe, or rollback).
@@ -300,6 +346,10 @@ pub enum Action {
     Sql(SqlStep),
     /// Wait.
     Sleep(Duration),
+    /// Concurrent clients using the shop, recording a history.
+    Workload(crate::workload::WorkloadSpec),
+    /// Judge the last workload's history against the checkers.
+    Check(crate::checks::CheckSpec),
 }
 
 impl Action {
@@ -312,6 +362,8 @@ impl Action {
             Action::Load(_) => "load",
             Action::Sql(_) => "sql",
             Action::Sleep(_) => "sleep",
+            Action::Workload(_) => "workload",
+            Action::Check(_) => "check",
         }
     }
 }
@@ -391,6 +443,9 @@ pub struct ChaosStep {
     pub name: String,
     /// The fault, validated.
     pub spec: FaultSpec,
+    /// Applied this long after the step, in the background (the step returns at once):
+    /// how a schedule of faults runs alongside a later load or workload step.
+    pub after: Option<Duration>,
 }
 
 /// A `load` step.
@@ -716,6 +771,25 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, ConfigErrors> {
         .iter()
         .map(|s| step(&mut cx, s, Phase::Rollback, &mut known, &mut faults))
         .collect();
+    let mut tune = crate::environment::Tuning::new();
+    for (component, vars) in &raw.tune {
+        let mut out = IndexMap::new();
+        for (k, v) in vars.get_ref() {
+            match v {
+                toml::Value::String(s) => {
+                    out.insert(k.clone(), s.clone());
+                }
+                toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
+                    out.insert(k.clone(), v.to_string());
+                }
+                _ => cx.err(
+                    vars.span(),
+                    format!("tune.{component}.{k} must be a string, number or boolean"),
+                ),
+            }
+        }
+        tune.insert(component.clone(), out);
+    }
     if raw.steps.is_empty() && raw.steady_state.is_empty() {
         cx.err(
             raw.name.span(),
@@ -733,6 +807,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, ConfigErrors> {
         steady_state,
         steps,
         rollbacks,
+        tune,
     })
 }
 
@@ -813,6 +888,8 @@ fn step(
         ("load", s.load.is_some()),
         ("sql", s.sql.is_some()),
         ("sleep", s.sleep.is_some()),
+        ("workload", s.workload.is_some()),
+        ("check", s.check.is_some()),
     ]
     .into_iter()
     .filter(|(_, present)| *present)
@@ -822,7 +899,7 @@ fn step(
         cx.err(
             span.clone(),
             format!(
-                "a step needs exactly one of request, chaos, heal, load, sql, sleep; this one has {}",
+                "a step needs exactly one of request, chaos, heal, load, sql, sleep, workload, check; this one has {}",
                 if kinds.is_empty() {
                     "none".to_string()
                 } else {
@@ -831,10 +908,16 @@ fn step(
             ),
         );
     }
-    if phase == Phase::SteadyState && (s.chaos.is_some() || s.heal.is_some() || s.load.is_some()) {
+    if phase == Phase::SteadyState
+        && (s.chaos.is_some()
+            || s.heal.is_some()
+            || s.load.is_some()
+            || s.workload.is_some()
+            || s.check.is_some())
+    {
         cx.err(
             span.clone(),
-            "a steady-state probe is a request or a sql check, not chaos, heal or load",
+            "a steady-state probe is a request or a sql check, not chaos, heal, load, workload or check",
         );
     }
     if phase != Phase::SteadyState && (s.continuous || s.interval.is_some()) {
@@ -932,8 +1015,13 @@ fn step(
             .or_else(|| s.name.clone())
             .unwrap_or_else(|| format!("{}@{line}", c.get_ref().fault.get_ref()));
         let spec = chaos_spec(cx, c);
+        let after = c
+            .get_ref()
+            .after
+            .as_ref()
+            .and_then(|a| cx.duration(a, "after"));
         faults.insert(name.clone());
-        Action::Chaos(ChaosStep { name, spec })
+        Action::Chaos(ChaosStep { name, spec, after })
     } else if let Some(h) = &s.heal {
         let name = h.get_ref();
         if name == "all" {
@@ -971,6 +1059,10 @@ fn step(
         })
     } else if let Some(d) = &s.sleep {
         Action::Sleep(cx.duration(d, "sleep").unwrap_or_default())
+    } else if let Some(w) = &s.workload {
+        Action::Workload(workload_step(cx, w))
+    } else if let Some(c) = &s.check {
+        Action::Check(check_step(cx, c))
     } else {
         Action::Sleep(Duration::ZERO)
     };
@@ -1037,6 +1129,8 @@ fn step(
         Action::Load(_) => "load".to_string(),
         Action::Sql(q) => format!("sql {}", q.component),
         Action::Sleep(d) => format!("sleep {}", humantime::format_duration(*d)),
+        Action::Workload(_) => "workload".to_string(),
+        Action::Check(_) => "check".to_string(),
     });
     Step {
         name,
@@ -1239,5 +1333,116 @@ fn load_step(cx: &mut Ctx<'_>, l: &Spanned<RawLoad>, refs: &mut Vec<String>) -> 
         max_in_flight: r.max_in_flight.unwrap_or(1000).max(1),
         requests,
         thresholds,
+    }
+}
+
+fn workload_step(cx: &mut Ctx<'_>, w: &Spanned<RawWorkload>) -> crate::workload::WorkloadSpec {
+    let r = w.get_ref();
+    let d = crate::workload::WorkloadSpec::default();
+    let clients = r.clients.unwrap_or(d.clients);
+    if clients == 0 || clients > crate::workload::MAX_CLIENTS {
+        cx.err(
+            w.span(),
+            format!("clients must be 1–{}", crate::workload::MAX_CLIENTS),
+        );
+    }
+    let duration = cx.duration(&r.duration, "duration").unwrap_or_default();
+    if duration.is_zero() || duration > MAX_LOAD_DURATION {
+        cx.err(
+            r.duration.span(),
+            format!(
+                "duration must be more than 0s and at most {}",
+                humantime::format_duration(MAX_LOAD_DURATION)
+            ),
+        );
+    }
+    let order_share = r.order_share.unwrap_or(d.order_share);
+    if !(0.0..=1.0).contains(&order_share) {
+        cx.err(w.span(), "order_share must be between 0 and 1");
+    }
+    let products = r.products.unwrap_or(d.products);
+    let scarce = r.scarce.unwrap_or(d.scarce);
+    if products + scarce == 0 || products + scarce > 100 {
+        cx.err(w.span(), "products + scarce must be 1–100");
+    }
+    let jwt = match (&r.jwt_secret, &r.jwt_issuer) {
+        (Some(s), i) => Some((s.clone(), i.clone().unwrap_or_else(|| "msctl".into()))),
+        (None, Some(_)) => {
+            cx.err(w.span(), "jwt_issuer needs jwt_secret");
+            None
+        }
+        (None, None) => None,
+    };
+    crate::workload::WorkloadSpec {
+        clients,
+        duration,
+        seed: r.seed.unwrap_or(d.seed),
+        think: r
+            .think
+            .as_ref()
+            .and_then(|t| cx.duration(t, "think"))
+            .unwrap_or(d.think),
+        products,
+        scarce,
+        scarce_stock: r.scarce_stock.unwrap_or(d.scarce_stock).max(1),
+        order_share,
+        admin_token: r.admin_token.clone().unwrap_or(d.admin_token),
+        jwt,
+        timeout: r
+            .timeout
+            .as_ref()
+            .and_then(|t| cx.duration(t, "timeout"))
+            .unwrap_or(d.timeout),
+    }
+}
+
+fn check_step(cx: &mut Ctx<'_>, c: &Spanned<RawCheck>) -> crate::checks::CheckSpec {
+    let r = c.get_ref();
+    let d = crate::checks::CheckSpec::default();
+    let mut only = Vec::new();
+    for id in &r.only {
+        if crate::checks::is_checker(id.get_ref()) {
+            only.push(id.get_ref().clone());
+        } else {
+            cx.err(
+                id.span(),
+                format!(
+                    "unknown checker {:?}; known: {}",
+                    id.get_ref(),
+                    crate::checks::CHECKERS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+    }
+    let share = r.replica_error_share.unwrap_or(d.replica_error_share);
+    if !(0.0..=1.0).contains(&share) {
+        cx.err(c.span(), "replica_error_share must be between 0 and 1");
+    }
+    let mut budgets: Vec<(String, f64, f64)> = r
+        .budgets
+        .iter()
+        .map(|(k, b)| (k.clone(), b.ratio, b.per_sec))
+        .collect();
+    if !budgets.iter().any(|(k, _, _)| k == "*") {
+        budgets.extend(d.budgets);
+    }
+    crate::checks::CheckSpec {
+        only,
+        settle: r
+            .settle
+            .as_ref()
+            .and_then(|s| cx.duration(s, "settle"))
+            .unwrap_or(d.settle),
+        replica_error_share: share,
+        replica_error_allowance: r
+            .replica_error_allowance
+            .unwrap_or(d.replica_error_allowance),
+        revocation_paths: r.revocation_paths.clone().unwrap_or(d.revocation_paths),
+        budgets,
+        admin_token: r.admin_token.clone().unwrap_or(d.admin_token),
     }
 }

@@ -80,6 +80,30 @@ pub struct ScenarioReport {
     pub started_at: String,
     /// Every step, in execution order.
     pub steps: Vec<StepReport>,
+    /// Every fault the scenario applied (or tried to), on the run's clock.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultTimeline>,
+}
+
+/// One fault of a run, seconds from the scenario's start.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct FaultTimeline {
+    /// Step name.
+    pub name: String,
+    /// Kind with parameters.
+    pub kind: String,
+    /// Targets as written.
+    pub targets: Vec<String>,
+    /// A partition's other group (components).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+    /// When it came into effect (`None`: never).
+    pub applied_s: Option<f64>,
+    /// When it was reverted and ready again.
+    pub healed_s: Option<f64>,
+    /// Why it was refused, or could not be healed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl ScenarioReport {
@@ -263,6 +287,7 @@ mod tests {
             status: Status::Failed,
             seconds: 1.5,
             started_at: "2026-11-22T21:00:00Z".into(),
+            faults: Vec::new(),
             steps: vec![
                 step("ok", Status::Passed, None),
                 step("bad", Status::Failed, Some(message.into())),

@@ -147,7 +147,10 @@ pub async fn proxy(
     let user = if matched.public {
         None
     } else {
-        match authenticate(&gw.jwt, req.headers()) {
+        let auth = authenticate(&gw.jwt, req.headers());
+        #[cfg(feature = "bug-expired-token-reads")]
+        let auth = expired_read_grace(&gw.config, req.method(), req.headers(), auth);
+        match auth {
             Ok(sub) => Some(sub),
             Err(e) => {
                 gw.count(
@@ -229,10 +232,20 @@ pub async fn proxy(
         path_and_query,
         headers,
         body,
-        retry: RetryMode::IdempotentOnly,
+        retry: if cfg!(feature = "bug-retry-post") {
+            // seeded bug (fidelity suite): "the kit's client retries safely anyway" — every
+            // method is retried on timeouts, transport errors and 502/503/504, POST included.
+            RetryMode::Always
+        } else {
+            RetryMode::IdempotentOnly
+        },
         timeout: gw.config.route_timeouts.get(matched.route).copied(),
     };
-    let resp = match gw.client.send(matched.service, request).await {
+    #[cfg(feature = "bug-edge-retry")]
+    let sent = edge_retry(&gw, matched.service, request).await;
+    #[cfg(not(feature = "bug-edge-retry"))]
+    let sent = gw.client.send(matched.service, request).await;
+    let resp = match sent {
         Ok(up) => {
             let mut resp = Response::new(Body::from(up.body));
             *resp.status_mut() = up.status;
@@ -261,6 +274,67 @@ fn authenticate(jwt: &JwtKeys, headers: &HeaderMap) -> Result<String, ApiError> 
         Ok(claims) => Ok(claims.sub),
         Err(JwtError::Expired) => Err(ApiError::unauthorized("token expired")),
         Err(e) => Err(ApiError::unauthorized(e.to_string())),
+    }
+}
+
+/// seeded bug (fidelity suite): an "edge retry" layered on the kit's client, which has
+/// already retried within its budget — a failing GET is sent up to three times, each send
+/// with its own retries (3 × 3 attempts), and none of these re-sends is paid from the
+/// retry budget.
+#[cfg(feature = "bug-edge-retry")]
+async fn edge_retry(
+    gw: &Gateway,
+    service: &str,
+    request: OutboundRequest,
+) -> Result<service_kit::client::UpstreamResponse, ClientError> {
+    let safe = matches!(
+        request.method,
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let mut left = 2u32;
+    loop {
+        let sent = gw.client.send(service, request.clone()).await;
+        let failed = match &sent {
+            Ok(up) => matches!(up.status.as_u16(), 502..=504),
+            Err(e) => e.is_transient(),
+        };
+        if !safe || !failed || left == 0 {
+            return sent;
+        }
+        left -= 1;
+    }
+}
+
+/// seeded bug (fidelity suite): a "grace period for reads" — a GET or HEAD whose token
+/// failed validation is decoded again with the `exp` check turned off (signature and
+/// issuer still checked), with no bound on how long ago the token expired.
+#[cfg(feature = "bug-expired-token-reads")]
+fn expired_read_grace(
+    config: &GatewayConfig,
+    method: &axum::http::Method,
+    headers: &HeaderMap,
+    auth: Result<String, ApiError>,
+) -> Result<String, ApiError> {
+    use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+    let read = *method == axum::http::Method::GET || *method == axum::http::Method::HEAD;
+    if auth.is_ok() || !read {
+        return auth;
+    }
+    let Some(token) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+    else {
+        return auth;
+    };
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_issuer(&[config.jwt.issuer.as_str()]);
+    validation.set_required_spec_claims(&["iss", "sub"]);
+    validation.validate_exp = false;
+    let key = DecodingKey::from_secret(config.jwt.secret.as_bytes());
+    match decode::<service_kit::jwt::Claims>(token, &key, &validation) {
+        Ok(data) if !data.claims.sub.is_empty() => Ok(data.claims.sub),
+        _ => auth,
     }
 }
 

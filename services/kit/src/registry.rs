@@ -301,6 +301,12 @@ impl Registration {
                 if registered {
                     match client.heartbeat(&req.id).await {
                         Ok(Heartbeat::Refreshed) => {}
+                        // seeded bug (fidelity suite): a 404 is handled like any failed
+                        // heartbeat; the instance keeps heartbeating an id the registry has
+                        // forgotten and never registers again.
+                        Ok(Heartbeat::Unknown) if cfg!(feature = "bug-no-reregister") => {
+                            tracing::warn!(id = %req.id, "heartbeat not accepted; will retry");
+                        }
                         Ok(Heartbeat::Unknown) => {
                             tracing::warn!(id = %req.id, "registry forgot this instance; registering again");
                             registered = false;

@@ -260,6 +260,25 @@ impl EventConsumer {
                 return Ok(Handled::DeadLettered);
             }
         };
+        if cfg!(feature = "bug-ack-before-insert") {
+            // seeded bug (fidelity suite): "ack early so the broker can move on" — the
+            // delivery is acked before the insert, so a failed insert loses the event.
+            delivery.ack(BasicAckOptions::default()).await?;
+            return match crate::store::insert(&self.pool, &event).await {
+                Ok(true) => {
+                    self.stored.inc();
+                    Ok(Handled::Stored)
+                }
+                Ok(false) => {
+                    self.duplicates.inc();
+                    Ok(Handled::Duplicate)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, event_id = %event.event_id, "cannot store notification");
+                    Ok(Handled::Requeued)
+                }
+            };
+        }
         match crate::store::insert(&self.pool, &event).await {
             Ok(true) => {
                 delivery.ack(BasicAckOptions::default()).await?;
@@ -270,6 +289,13 @@ impl EventConsumer {
                 delivery.ack(BasicAckOptions::default()).await?;
                 self.duplicates.inc();
                 Ok(Handled::Duplicate)
+            }
+            Err(e) if cfg!(feature = "bug-db-error-acked") => {
+                // seeded bug (fidelity suite): "don't let one bad row block the queue" — a
+                // failed insert is logged and acked instead of requeued.
+                tracing::warn!(error = %e, event_id = %event.event_id, "cannot store notification; skipping");
+                delivery.ack(BasicAckOptions::default()).await?;
+                Ok(Handled::Requeued)
             }
             Err(e) => {
                 tracing::warn!(error = %e, event_id = %event.event_id, "cannot store notification; requeueing");

@@ -8,7 +8,9 @@
 use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
-use service_kit::client::{OutboundRequest, ResilientClient, RetryMode, UpstreamResponse};
+use service_kit::client::{
+    ClientError, OutboundRequest, ResilientClient, RetryMode, UpstreamResponse,
+};
 use uuid::Uuid;
 
 use crate::domain::OrderItem;
@@ -126,6 +128,14 @@ impl Participants {
             };
         }
         match self.client.send(service, req).await {
+            // seeded bug (fidelity suite): "payment did not answer, so nothing was charged"
+            // — a timed-out charge is a rejection, and the saga releases and cancels
+            // without the refund a charge that did land needs.
+            Err(e @ ClientError::Timeout { .. })
+                if cfg!(feature = "bug-charge-timeout-cancels") && step == SagaStep::Charge =>
+            {
+                CallOutcome::Rejected(format!("payment_timeout: {e}"))
+            }
             Err(e) => CallOutcome::Transient(e.to_string()),
             Ok(resp) => classify(step, &resp),
         }

@@ -184,7 +184,12 @@ impl OutboxRelay {
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, "outbox relay failed; retrying");
-                    if matches!(e, RelayError::Amqp(_) | RelayError::ConfirmTimeout(_)) {
+                    // seeded bug (fidelity suite): only a failed connect rebuilds the link;
+                    // a publish that fails on a channel the broker closed is just retried
+                    // on that same dead channel, forever.
+                    if !cfg!(feature = "bug-relay-no-reconnect")
+                        && matches!(e, RelayError::Amqp(_) | RelayError::ConfirmTimeout(_))
+                    {
                         self.link.down(&e);
                         if let Some((conn, _)) = link.take() {
                             let _ = conn.close(0, "reconnecting").await;
@@ -218,6 +223,7 @@ impl OutboxRelay {
             return Ok(0);
         }
         let mut pending = Vec::with_capacity(rows.len());
+        let mut acked = Vec::with_capacity(rows.len());
         let mut failure: Option<RelayError> = None;
         for row in &rows {
             let id: i64 = row.try_get("id")?;
@@ -244,6 +250,9 @@ impl OutboxRelay {
                 )
                 .await
             {
+                // seeded bug (fidelity suite): "basic_publish returned Ok, so it is sent" —
+                // the row is marked published without waiting for the broker's confirm.
+                Ok(_) if cfg!(feature = "bug-relay-no-confirm") => acked.push(id),
                 Ok(confirm) => pending.push((id, confirm)),
                 Err(e) => {
                     failure = Some(e.into());
@@ -251,7 +260,6 @@ impl OutboxRelay {
                 }
             }
         }
-        let mut acked = Vec::with_capacity(pending.len());
         for (id, confirm) in pending {
             match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
                 Ok(Ok(Confirmation::Ack(None))) => acked.push(id),

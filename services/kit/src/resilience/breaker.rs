@@ -148,6 +148,20 @@ impl CircuitBreaker {
                     retry_after: until - now,
                 });
             }
+            Inner::Open { .. } if cfg!(feature = "bug-breaker-stuck-half-open") => {
+                // seeded bug (fidelity suite): the trial's permit is taken before the
+                // transition, so it carries the open generation: its outcome and release
+                // are ignored as stale, in_flight stays at 1 and half-open refuses
+                // everything from then on.
+                let permit = Permit {
+                    generation: self.generation,
+                };
+                self.transition(Inner::HalfOpen {
+                    in_flight: 1,
+                    successes: 0,
+                });
+                return Ok(permit);
+            }
             Inner::Open { .. } => self.transition(Inner::HalfOpen {
                 in_flight: 1,
                 successes: 0,

@@ -151,6 +151,16 @@ pub async fn charge(
         ("declined", true) => m.declined.inc(),
         _ => m.replayed.inc(),
     }
+    if cfg!(feature = "bug-charge-replay-conflict") && !fresh && record.status == "captured" {
+        // seeded bug (fidelity suite): "never charge twice" answered as an error — a retry
+        // of a charge that was captured gets 409 instead of the first answer.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "duplicate_charge",
+            format!("order {} was already charged", record.order_id),
+        )
+        .into_response());
+    }
     charge_answer(&record).map_err(IntoResponse::into_response)
 }
 

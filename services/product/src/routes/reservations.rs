@@ -188,10 +188,16 @@ pub async fn reserve_stock(
     // transaction locks rows in the same order: no deadlocks.
     let ids: Vec<Uuid> = req.items.iter().map(|(p, _)| *p).collect();
     let quantities: Vec<i64> = req.items.iter().map(|(_, q)| *q).collect();
-    let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(if cfg!(feature = "bug-stock-lost-update") {
+        // seeded bug (fidelity suite): "the UPDATE locks the row anyway" — stock is read
+        // without FOR UPDATE and the new level is computed here from that read (see the
+        // write below), so a concurrent reservation's decrement is overwritten.
         "SELECT id, available, price_cents FROM products \
-         WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE",
-    )
+         WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id"
+    } else {
+        "SELECT id, available, price_cents FROM products \
+         WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE"
+    })
     .bind(&ids)
     .fetch_all(&mut *tx)
     .await?;
@@ -221,6 +227,35 @@ pub async fn reserve_stock(
         None => {
             // Bounded by MAX_ITEMS × MAX_QUANTITY × MAX_PRICE_CENTS < i64::MAX.
             let total: i64 = prices.iter().zip(&quantities).map(|(p, q)| p * q).sum();
+            if cfg!(feature = "bug-stock-lost-update") {
+                // seeded bug (fidelity suite), continued: available = what was read − quantity.
+                let left: Vec<i64> = req
+                    .items
+                    .iter()
+                    .map(|(p, q)| stock.get(p).map_or(0, |(a, _)| a - q))
+                    .collect();
+                sqlx::query(
+                    "WITH line AS ( \
+                         SELECT * FROM unnest($2::uuid[], $3::bigint[], $4::bigint[], $6::bigint[]) \
+                             AS l(product_id, quantity, price_cents, left_over)), \
+                     taken AS ( \
+                         UPDATE products p SET available = line.left_over, \
+                             reserved = p.reserved + line.quantity, updated_at = now() \
+                         FROM line WHERE p.id = line.product_id), \
+                     items AS ( \
+                         INSERT INTO reservation_items (order_id, product_id, quantity, price_cents) \
+                         SELECT $1, product_id, quantity, price_cents FROM line) \
+                     UPDATE reservations SET total_cents = $5 WHERE order_id = $1",
+                )
+                .bind(req.order_id)
+                .bind(&ids)
+                .bind(&quantities)
+                .bind(&prices)
+                .bind(total)
+                .bind(&left)
+                .execute(&mut *tx)
+                .await?;
+            } else {
             sqlx::query(
                 "WITH line AS ( \
                      SELECT * FROM unnest($2::uuid[], $3::bigint[], $4::bigint[]) \
@@ -241,6 +276,7 @@ pub async fn reserve_stock(
             .bind(total)
             .execute(&mut *tx)
             .await?;
+            }
             Outcome::Reserved { total_cents: total }
         }
         Some((product_id, message)) => {
@@ -345,7 +381,9 @@ pub async fn release(
             .fetch_one(&mut *tx)
             .await?;
     match status.as_str() {
-        "reserved" => {
+        // seeded bug (fidelity suite): only `committed` is treated as final, so a release
+        // of an already released reservation moves its items back to available again.
+        "released" | "reserved" if cfg!(feature = "bug-release-twice") || status == "reserved" => {
             let touched = move_stock(
                 &mut tx,
                 order_id,

@@ -1,0 +1,540 @@
+//! msctl-explore: random fault schedules under a real workload, checked against
+//! invariants, replayed by seed and shrunk to a minimal failing scenario (`msctl explore`).
+//!
+//! A run is one seed: the [`nemesis`] draws a fault schedule over every component and
+//! every fault kind the engine can apply here, the [`plan`] puts it beside a workload (the
+//! scenario crate's `workload` step: clients with an operation history) and the checkers
+//! (its `check` step), and the whole is written as an ordinary scenario file and run by the
+//! scenario engine ([`run`]). The same seed gives the same schedule and the same workload
+//! plan. A failing run is shrunk ([`shrink`]): ddmin over its fault events, then over
+//! durations and workload size, keeping "the same checker fails"; the minimal scenario is
+//! written out and re-run to measure how often it reproduces. [`report`] writes JSON, JUnit,
+//! one HTML page and a PNG.
+
+pub mod nemesis;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod shrink;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use msctl_chaos::{FaultKind, FaultSpec, Target};
+use msctl_scenarios::{Environment, Observer};
+use msctl_stack::model::Stack;
+
+use crate::nemesis::{Component, KindName, Schedule, ScheduleSpec, Universe};
+use crate::plan::Plan;
+use crate::report::model::{ExploreReport, RunReport, ShrinkReport, Unsupported, REPORT_VERSION};
+use crate::run::Runner;
+
+/// Why explore could not do its work (a failing checker is not an error: it is a result).
+#[derive(Debug, thiserror::Error)]
+pub enum ExploreError {
+    /// A file could not be written.
+    #[error("cannot write {0}: {1}")]
+    Io(PathBuf, #[source] std::io::Error),
+    /// The generated scenario did not parse (a bug in explore).
+    #[error("the generated scenario does not parse: {0}")]
+    Scenario(String),
+    /// The scenario engine could not start.
+    #[error("{0}")]
+    Engine(String),
+    /// Bad options.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// What `msctl explore` was asked for.
+#[derive(Debug, Clone)]
+pub struct ExploreOptions {
+    /// Seed of the first run; run `i` uses `seed + i`.
+    pub seed: u64,
+    /// Runs.
+    pub runs: u32,
+    /// Workload length of each run.
+    pub duration: Duration,
+    /// Concurrent clients.
+    pub clients: u32,
+    /// Mean pause between one client's operations.
+    pub think: Duration,
+    /// Fault kinds to use (empty = every kind).
+    pub kinds: Vec<KindName>,
+    /// Components to target (empty = every component).
+    pub targets: Vec<String>,
+    /// Faults per run (default about one per 10 s).
+    pub faults: Option<usize>,
+    /// Settle time after the heal.
+    pub settle: Duration,
+    /// Shrink the first failing run.
+    pub shrink: bool,
+    /// Tries per shrink candidate (it fails when any try fails).
+    pub shrink_tries: u32,
+    /// Re-runs of the minimal scenario to measure its reproduction rate.
+    pub reproduction_runs: u32,
+    /// Most candidate runs a shrink may make.
+    pub max_candidates: u32,
+    /// Component settings to run with (on top of [`default_tuning`]); `--no-tune` clears.
+    pub tune: IndexMap<String, IndexMap<String, String>>,
+    /// Where scenario files go.
+    pub out_dir: PathBuf,
+}
+
+impl Default for ExploreOptions {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            runs: 1,
+            duration: Duration::from_secs(100),
+            clients: 8,
+            think: Duration::from_millis(250),
+            kinds: Vec::new(),
+            targets: Vec::new(),
+            faults: None,
+            settle: Duration::from_secs(60),
+            shrink: false,
+            shrink_tries: 2,
+            reproduction_runs: 5,
+            max_candidates: 40,
+            tune: IndexMap::new(),
+            out_dir: PathBuf::from("msctl-explore"),
+        }
+    }
+}
+
+/// What explore tells as it goes.
+pub trait Progress: Send + Sync {
+    /// A run starts.
+    fn run_started(&self, _index: usize, _total: usize, _plan: &Plan) {}
+    /// A run ended.
+    fn run_finished(&self, _report: &RunReport) {}
+    /// A shrink candidate ended.
+    fn candidate(&self, _n: u32, _events: usize, _params: &str, _failed: bool) {}
+    /// Anything else worth a line.
+    fn note(&self, _line: &str) {}
+}
+
+/// A progress that says nothing.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// Time-based paths made reachable within a run, for the bundled services (by the binary
+/// a component runs): saga deadline, lease and retry cap of order-service, the gateway's
+/// breaker cool-down.
+pub fn default_tuning(stack: &Stack) -> IndexMap<String, IndexMap<String, String>> {
+    let mut out = IndexMap::new();
+    for c in stack.components.values() {
+        let binary = c.command.as_ref().and_then(|v| v.first()).map(String::as_str);
+        let vars: &[(&str, &str)] = match binary {
+            Some("order-service") => &[
+                ("SAGA_DEADLINE", "20s"),
+                ("SAGA_LEASE", "5s"),
+                ("SAGA_RETRY_MAX", "1s"),
+            ],
+            Some("gateway") => &[("GATEWAY_BREAKER_OPEN", "3s")],
+            _ => &[],
+        };
+        if !vars.is_empty() {
+            out.insert(
+                c.name.clone(),
+                vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            );
+        }
+    }
+    out
+}
+
+/// HTTP fault paths worth limiting a fault to, for the bundled services (POST routes
+/// included); other components get whole-API faults.
+fn fault_paths(binary: Option<&str>) -> Vec<String> {
+    let paths: &[&str] = match binary {
+        Some("gateway") => &["/api/v1/orders", "/api/v1/products"],
+        Some("user-service") => &["/api/v1/users/login", "/api/v1/users"],
+        Some("product-service") => &["/api/v1/products", "/internal/reservations"],
+        Some("order-service") => &["/api/v1/orders"],
+        Some("payment-service") => &["/internal/payments/charge", "/internal/payments"],
+        Some("notification-service") => &["/api/v1/notifications"],
+        Some("registry") => &["/v1/services", "/v1/instances"],
+        _ => &[],
+    };
+    paths.iter().map(|s| s.to_string()).collect()
+}
+
+/// Explore against one running stack.
+pub struct Explorer {
+    env: Arc<dyn Environment>,
+    stack: Stack,
+    observer: Arc<dyn Observer>,
+    progress: Arc<dyn Progress>,
+}
+
+impl Explorer {
+    /// An explorer over `env` (a running project of `stack`).
+    pub fn new(
+        env: Arc<dyn Environment>,
+        stack: Stack,
+        observer: Arc<dyn Observer>,
+        progress: Arc<dyn Progress>,
+    ) -> Self {
+        Self {
+            env,
+            stack,
+            observer,
+            progress,
+        }
+    }
+
+    /// The components and kinds schedules may use, before the engine probe.
+    pub fn universe(&self, opts: &ExploreOptions) -> Result<Universe, ExploreError> {
+        for t in &opts.targets {
+            self.stack
+                .resolve_component(t)
+                .map_err(|e| ExploreError::Usage(format!("--targets: {e}")))?;
+        }
+        let wanted = |name: &str| {
+            opts.targets.is_empty()
+                || opts.targets.iter().any(|t| {
+                    self.stack
+                        .resolve_component(t)
+                        .is_ok_and(|c| c.name == name)
+                })
+        };
+        let components = self
+            .stack
+            .components
+            .values()
+            .filter(|c| wanted(&c.name))
+            // One-shot jobs are done before a run starts: nothing to break.
+            .filter(|c| c.restart != msctl_stack::model::RestartPolicy::No || c.health.is_some())
+            .map(|c| {
+                let binary = c.command.as_ref().and_then(|v| v.first()).map(String::as_str);
+                Component {
+                    name: c.name.clone(),
+                    replicas: c.replicas,
+                    http_faults: c.environment.contains_key("ADMIN_TOKEN")
+                        && msctl_chaos::http::admin_port(c).is_ok(),
+                    paths: fault_paths(binary),
+                }
+            })
+            .collect();
+        let kinds = if opts.kinds.is_empty() {
+            KindName::ALL.to_vec()
+        } else {
+            opts.kinds.clone()
+        };
+        Ok(Universe { components, kinds })
+    }
+
+    /// Tries a latency fault once: kernels without netem refuse it (and loss with it).
+    async fn probe(&self, universe: &mut Universe) -> Vec<Unsupported> {
+        let wants = universe
+            .kinds
+            .iter()
+            .any(|k| matches!(k, KindName::Latency | KindName::Loss));
+        let Some(target) = universe.components.first().map(|c| c.name.clone()) else {
+            return Vec::new();
+        };
+        if !wants {
+            return Vec::new();
+        }
+        let spec = FaultSpec::new(
+            FaultKind::Latency {
+                delay_ms: 1,
+                jitter_ms: 0,
+            },
+            Target::all(target),
+        );
+        match self.env.apply_fault(&spec).await {
+            Ok(id) => {
+                let _ = self.env.revert_fault(&id).await;
+                Vec::new()
+            }
+            Err(e) => {
+                universe
+                    .kinds
+                    .retain(|k| !matches!(k, KindName::Latency | KindName::Loss));
+                ["latency", "loss"]
+                    .into_iter()
+                    .map(|k| Unsupported {
+                        kind: k.to_string(),
+                        reason: e.0.clone(),
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The plan of `seed`.
+    pub fn plan(&self, seed: u64, universe: &Universe, opts: &ExploreOptions) -> Plan {
+        let mut spec = ScheduleSpec::for_window(opts.duration);
+        if let Some(n) = opts.faults {
+            spec.faults = n;
+        }
+        let schedule = nemesis::generate(seed, universe, &spec);
+        let env_of = |binary: &str, var: &str| {
+            self.stack
+                .components
+                .values()
+                .find(|c| c.command.as_ref().and_then(|v| v.first()).map(String::as_str) == Some(binary))
+                .and_then(|c| c.environment.get(var).cloned())
+        };
+        let admin_token = std::env::var("MSCTL_ADMIN_TOKEN")
+            .ok()
+            .or_else(|| env_of("product-service", "ADMIN_TOKEN"))
+            .unwrap_or_else(|| "msctl-admin".into());
+        let jwt = env_of("gateway", "JWT_SECRET")
+            .map(|s| (s, env_of("gateway", "JWT_ISSUER").unwrap_or_else(|| "msctl".into())));
+        let gw = |var: &str, default: f64| {
+            env_of("gateway", var)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let mut tune = default_tuning(&self.stack);
+        for (c, vars) in &opts.tune {
+            let entry = tune.entry(c.clone()).or_default();
+            for (k, v) in vars {
+                entry.insert(k.clone(), v.clone());
+            }
+        }
+        tune.retain(|_, v| !v.is_empty());
+        Plan {
+            seed,
+            schedule,
+            clients: opts.clients,
+            duration: opts.duration,
+            think: opts.think,
+            order_share: 0.4,
+            scarce: (2, 8),
+            settle: opts.settle,
+            checkers: Vec::new(),
+            tune,
+            admin_token,
+            jwt,
+            budgets: vec![
+                (
+                    "gateway".into(),
+                    gw("GATEWAY_RETRY_BUDGET", 0.2),
+                    gw("GATEWAY_RETRY_MIN_PER_SEC", 10.0),
+                ),
+                ("*".into(), 0.2, 10.0),
+            ],
+        }
+    }
+
+    /// Runs `opts.runs` seeds, shrinking the first failure when asked.
+    pub async fn explore(&self, opts: &ExploreOptions) -> Result<ExploreReport, ExploreError> {
+        if opts.runs == 0 {
+            return Err(ExploreError::Usage("--runs must be at least 1".into()));
+        }
+        let mut universe = self.universe(opts)?;
+        let unsupported = self.probe(&mut universe).await;
+        for u in &unsupported {
+            self.progress.note(&format!(
+                "fault kind {} left out of every schedule: {}",
+                u.kind, u.reason
+            ));
+        }
+        let runner = Runner::new(self.env.clone(), self.observer.clone(), opts.out_dir.clone());
+        let mut runs = Vec::new();
+        let mut plans = Vec::new();
+        let total = usize::try_from(opts.runs).unwrap_or(usize::MAX);
+        for i in 0..total {
+            let seed = opts.seed.wrapping_add(i as u64);
+            let plan = self.plan(seed, &universe, opts);
+            self.progress.run_started(i, total, &plan);
+            let outcome = runner.run(&plan, i, &format!("explore-{seed}")).await?;
+            self.progress.run_finished(&outcome.report);
+            runs.push(outcome.report);
+            plans.push(plan);
+        }
+        let first_failed = runs.iter().position(|r| !r.passed);
+        let replay_seed = first_failed.map_or(opts.seed, |i| runs[i].seed);
+        let mut shrink = None;
+        if opts.shrink {
+            if let Some(i) = first_failed {
+                let checker = runs[i].verdicts.iter().find(|v| !v.passed).map(|v| v.checker.clone());
+                match checker {
+                    Some(c) => shrink = Some(self.shrink(&runner, &plans[i], &c, opts).await?),
+                    None => self.progress.note(&format!(
+                        "run {} (seed {}) failed without a checker verdict ({}); nothing to shrink",
+                        i + 1,
+                        runs[i].seed,
+                        runs[i].error.as_deref().unwrap_or("?")
+                    )),
+                }
+            }
+        }
+        let tuned = plans.first().map(|p| p.tune.clone()).unwrap_or_default();
+        Ok(ExploreReport {
+            version: REPORT_VERSION,
+            project: self.stack.name.clone(),
+            seed: opts.seed,
+            replay: replay_command(replay_seed, opts),
+            tuned,
+            unsupported,
+            runs,
+            shrink,
+        })
+    }
+
+    /// Runs `plan` up to `tries` times; true as soon as one run fails `checker`.
+    async fn fails(&self, runner: &Runner, plan: &Plan, checker: &str, tries: u32, n: u32) -> bool {
+        for _ in 0..tries.max(1) {
+            let label = format!("explore-{}-shrink-{n}", plan.seed);
+            let Ok(out) = runner.run(plan, 0, &label).await else {
+                return false;
+            };
+            if out
+                .report
+                .verdicts
+                .iter()
+                .any(|v| v.checker == checker && !v.passed)
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn shrink(
+        &self,
+        runner: &Runner,
+        failing: &Plan,
+        checker: &str,
+        opts: &ExploreOptions,
+    ) -> Result<ShrinkReport, ExploreError> {
+        let started = Instant::now();
+        self.progress.note(&format!(
+            "shrinking seed {}: {} faults, checker {checker}",
+            failing.seed,
+            failing.schedule.events.len()
+        ));
+        let mut base = failing.clone();
+        base.checkers = vec![checker.to_string()];
+        let tail = ScheduleSpec::for_window(opts.duration).tail;
+        let mut candidates = 0u32;
+        let budget = opts.max_candidates;
+        // Phase 1: ddmin over the fault events, the workload cut to just past the last one.
+        let events = base.schedule.events.clone();
+        let (kept, _) = {
+            let this = &*self;
+            let base = &base;
+            let candidates = &mut candidates;
+            shrink::ddmin(events, move |subset| {
+                *candidates += 1;
+                let n = *candidates;
+                let plan = compact(base, subset, tail);
+                async move {
+                    if n > budget {
+                        return false;
+                    }
+                    let failed = this.fails(runner, &plan, checker, opts.shrink_tries, n).await;
+                    this.progress.candidate(n, plan.schedule.events.len(), &plan.params(), failed);
+                    failed
+                }
+            })
+            .await
+        };
+        let mut best = compact(&base, kept, tail);
+        // Phase 2: parameters — halve each fault's duration, then the clients.
+        for i in 0..best.schedule.events.len() {
+            let d = best.schedule.events[i].duration;
+            if d < Duration::from_secs(4) || candidates >= budget {
+                continue;
+            }
+            let mut c = best.clone();
+            c.schedule.events[i].duration = d / 2;
+            let c = compact(&c, c.schedule.events.clone(), tail);
+            candidates += 1;
+            let failed = self.fails(runner, &c, checker, opts.shrink_tries, candidates).await;
+            self.progress.candidate(candidates, c.schedule.events.len(), &c.params(), failed);
+            if failed {
+                best = c;
+            }
+        }
+        while best.clients > 1 && candidates < budget {
+            let mut c = best.clone();
+            c.clients = (c.clients / 2).max(1);
+            candidates += 1;
+            let failed = self.fails(runner, &c, checker, opts.shrink_tries, candidates).await;
+            self.progress.candidate(candidates, c.schedule.events.len(), &c.params(), failed);
+            if !failed {
+                break;
+            }
+            best = c;
+        }
+        let label = format!("explore-{}-min", failing.seed);
+        let file = runner.write(
+            &best,
+            &label,
+            &format!("Shrunk from {} faults to {}; checker {checker}.", failing.schedule.events.len(), best.schedule.events.len()),
+        )?;
+        // Reproduction rate of the minimal scenario.
+        let mut reproduced = 0;
+        for k in 0..opts.reproduction_runs {
+            let out = runner.run(&best, 0, &format!("{label}-repro-{}", k + 1)).await?;
+            let failed = out.report.verdicts.iter().any(|v| v.checker == checker && !v.passed);
+            reproduced += u32::from(failed);
+            self.progress.note(&format!(
+                "reproduction {}/{}: {}",
+                k + 1,
+                opts.reproduction_runs,
+                if failed { "failed the checker again" } else { "passed" }
+            ));
+        }
+        // The written file is the minimal scenario; the repro copies are its runs.
+        Ok(ShrinkReport {
+            run_seed: failing.seed,
+            checker: checker.to_string(),
+            events_before: failing.schedule.events.len(),
+            events_after: best.schedule.events.len(),
+            params_before: failing.params(),
+            params_after: best.params(),
+            candidates,
+            seconds: started.elapsed().as_secs_f64(),
+            scenario_file: file,
+            reproduced,
+            reproduction_runs: opts.reproduction_runs,
+            remaining: best.schedule.events.iter().map(|e| e.describe()).collect(),
+        })
+    }
+}
+
+/// `plan` with only `events`, its workload cut to end `tail` after the last fault (at
+/// least 20 s, never longer than it was).
+pub fn compact(plan: &Plan, events: Vec<nemesis::FaultEvent>, tail: Duration) -> Plan {
+    let last = events.iter().map(|e| e.end()).max().unwrap_or_default();
+    let duration = (last + tail + Duration::from_secs(4))
+        .max(Duration::from_secs(20))
+        .min(plan.duration);
+    Plan {
+        schedule: Schedule {
+            seed: plan.schedule.seed,
+            events,
+        },
+        duration,
+        ..plan.clone()
+    }
+}
+
+/// The command that replays `seed` with the same options.
+pub fn replay_command(seed: u64, opts: &ExploreOptions) -> String {
+    let mut cmd = format!(
+        "msctl explore --seed {seed} --runs 1 --duration {} --clients {}",
+        humantime::format_duration(opts.duration),
+        opts.clients
+    );
+    if !opts.kinds.is_empty() {
+        cmd.push_str(&format!(
+            " --faults {}",
+            opts.kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")
+        ));
+    }
+    if !opts.targets.is_empty() {
+        cmd.push_str(&format!(" --targets {}", opts.targets.join(",")));
+    }
+    cmd
+}

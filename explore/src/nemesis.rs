@@ -1,0 +1,508 @@
+//! The nemesis: a seeded generator of fault schedules over the whole chaos catalog and every
+//! component of the stack (Jepsen's nemesis, TigerBeetle's VOPR seed). The same seed over
+//! the same [`Universe`] gives the same [`Schedule`], byte for byte.
+//!
+//! Rules a schedule keeps, so that every run is one a real system must survive:
+//! - faults start after a short calm, and every one is over (healed) before the workload
+//!   ends, leaving time for the heal to be seen by clients;
+//! - faults may overlap, but never two on the same component at once (the engine's faults
+//!   on one container do not compose: a kill of a paused container is not a new fault);
+//! - the first faults go to distinct components, so a schedule covers as many as it can;
+//! - kinds the engine cannot apply here ([`Universe::kinds`]) never appear.
+
+use std::time::Duration;
+
+use msctl_chaos::{FaultKind, HttpFault, Selector, Target};
+use serde::{Deserialize, Serialize};
+
+/// A fault kind, by its command-line name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KindName {
+    /// `kill` (SIGKILL or SIGTERM).
+    Kill,
+    /// `stop`.
+    Stop,
+    /// `restart`.
+    Restart,
+    /// `pause`.
+    Pause,
+    /// `partition` (alone, or from a group).
+    Partition,
+    /// `latency` (netem).
+    Latency,
+    /// `loss` (netem).
+    Loss,
+    /// `http-fault` (error rate, status, delay, first N, path).
+    HttpFault,
+}
+
+impl KindName {
+    /// Every kind.
+    pub const ALL: [KindName; 8] = [
+        KindName::Kill,
+        KindName::Stop,
+        KindName::Restart,
+        KindName::Pause,
+        KindName::Partition,
+        KindName::Latency,
+        KindName::Loss,
+        KindName::HttpFault,
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KindName::Kill => "kill",
+            KindName::Stop => "stop",
+            KindName::Restart => "restart",
+            KindName::Pause => "pause",
+            KindName::Partition => "partition",
+            KindName::Latency => "latency",
+            KindName::Loss => "loss",
+            KindName::HttpFault => "http-fault",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s.trim())
+    }
+}
+
+/// A component faults can target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Component {
+    /// Name in the stack.
+    pub name: String,
+    /// Replicas.
+    pub replicas: u32,
+    /// It serves the kit's `/admin/faults` (HTTP faults in process).
+    pub http_faults: bool,
+    /// Path prefixes its HTTP faults may be limited to (POST routes included).
+    pub paths: Vec<String>,
+}
+
+/// What a schedule may use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Universe {
+    /// Targetable components.
+    pub components: Vec<Component>,
+    /// Kinds the engine can apply here and the user allowed.
+    pub kinds: Vec<KindName>,
+}
+
+/// One fault of a schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultEvent {
+    /// Start, from the workload's start.
+    #[serde(with = "humantime_serde_ms")]
+    pub at: Duration,
+    /// How long it lasts (zero for `restart`, which happens once).
+    #[serde(with = "humantime_serde_ms")]
+    pub duration: Duration,
+    /// What.
+    pub kind: FaultKind,
+    /// On whom.
+    pub targets: Vec<Target>,
+}
+
+impl FaultEvent {
+    /// When it is over.
+    pub fn end(&self) -> Duration {
+        self.at + self.duration
+    }
+
+    /// Every component it touches (targets and a partition's other group).
+    pub fn components(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.targets.iter().map(|t| t.component.clone()).collect();
+        if let FaultKind::Partition { from } = &self.kind {
+            out.extend(from.iter().map(|t| t.component.clone()));
+        }
+        out
+    }
+
+    /// One line: `12.0s +6.0s kill SIGKILL product-service#1`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{:.1}s +{:.1}s {} {}",
+            self.at.as_secs_f64(),
+            self.duration.as_secs_f64(),
+            self.kind,
+            self.targets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    }
+}
+
+/// Durations as integer milliseconds in JSON (exact, unlike floats).
+mod humantime_serde_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// A seeded fault schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// The seed it came from.
+    pub seed: u64,
+    /// Faults by start time.
+    pub events: Vec<FaultEvent>,
+}
+
+/// splitmix64, the generator of every choice (stable across versions, unlike a library
+/// RNG whose algorithm is unspecified).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[lo, hi]`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+
+    /// One element.
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        if items.is_empty() {
+            None
+        } else {
+            let i = usize::try_from(self.range(0, items.len() as u64 - 1)).unwrap_or(0);
+            items.get(i)
+        }
+    }
+}
+
+/// Settings of the generator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleSpec {
+    /// The workload's length; every fault ends at least `tail` before it.
+    pub window: Duration,
+    /// Calm before the first fault.
+    pub calm: Duration,
+    /// Time left at the end for clients to see the heal.
+    pub tail: Duration,
+    /// Faults to place (fewer when the window is too short).
+    pub faults: usize,
+    /// Shortest and longest fault.
+    pub min_duration: Duration,
+    /// Longest fault.
+    pub max_duration: Duration,
+}
+
+impl ScheduleSpec {
+    /// About one fault per 10 s of workload, at least 3, each 3–12 s.
+    pub fn for_window(window: Duration) -> Self {
+        let secs = window.as_secs();
+        Self {
+            window,
+            calm: Duration::from_secs(3.min(secs / 10)),
+            tail: Duration::from_secs(8.min(secs / 5)),
+            faults: usize::try_from((secs / 10).max(3)).unwrap_or(3),
+            min_duration: Duration::from_secs(3),
+            max_duration: Duration::from_secs(12.min((secs / 4).max(3))),
+        }
+    }
+}
+
+/// Generates the schedule of `seed`.
+pub fn generate(seed: u64, universe: &Universe, spec: &ScheduleSpec) -> Schedule {
+    let mut rng = Rng::new(seed);
+    let mut events: Vec<FaultEvent> = Vec::new();
+    if universe.components.is_empty() || universe.kinds.is_empty() {
+        return Schedule { seed, events };
+    }
+    let latest_end = spec.window.saturating_sub(spec.tail);
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    // Coverage first: a shuffled order of components, then random picks.
+    let mut order: Vec<usize> = (0..universe.components.len()).collect();
+    for i in (1..order.len()).rev() {
+        let j = usize::try_from(rng.range(0, i as u64)).unwrap_or(0);
+        order.swap(i, j);
+    }
+    for n in 0..spec.faults {
+        for _attempt in 0..12 {
+            let ci = if n < order.len() {
+                order[n]
+            } else {
+                usize::try_from(rng.range(0, universe.components.len() as u64 - 1)).unwrap_or(0)
+            };
+            let component = &universe.components[ci];
+            let Some(kind) = choose_kind(&mut rng, universe, component) else {
+                continue;
+            };
+            let duration = if kind == KindName::Restart {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(rng.range(ms(spec.min_duration), ms(spec.max_duration)) / 100 * 100)
+            };
+            let latest_start = latest_end.saturating_sub(duration);
+            if latest_start <= spec.calm {
+                continue;
+            }
+            let at = Duration::from_millis(rng.range(ms(spec.calm), ms(latest_start)) / 100 * 100);
+            let event = build(&mut rng, universe, component, kind, at, duration);
+            // A restart takes a few seconds in effect: keep others off it meanwhile.
+            let busy_until = |e: &FaultEvent| e.end().max(e.at + Duration::from_secs(5));
+            let clash = events.iter().any(|e| {
+                let overlap = e.at < busy_until(&event) && event.at < busy_until(e);
+                overlap
+                    && e.components()
+                        .iter()
+                        .any(|c| event.components().contains(c))
+            });
+            if !clash {
+                events.push(event);
+                break;
+            }
+        }
+    }
+    events.sort_by_key(|e| e.at);
+    Schedule { seed, events }
+}
+
+fn choose_kind(rng: &mut Rng, universe: &Universe, c: &Component) -> Option<KindName> {
+    let weight = |k: KindName| -> f64 {
+        if !universe.kinds.contains(&k) {
+            return 0.0;
+        }
+        match k {
+            KindName::HttpFault if !c.http_faults => 0.0,
+            KindName::HttpFault => 3.0,
+            KindName::Kill | KindName::Pause => 2.0,
+            KindName::Partition => 1.5,
+            KindName::Stop | KindName::Restart | KindName::Latency | KindName::Loss => 1.0,
+        }
+    };
+    let weights: Vec<(KindName, f64)> = KindName::ALL.iter().map(|k| (*k, weight(*k))).collect();
+    let total: f64 = weights.iter().map(|(_, w)| w).sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let mut x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
+    for (k, w) in &weights {
+        if x < *w {
+            return Some(*k);
+        }
+        x -= w;
+    }
+    weights.iter().rev().find(|(_, w)| *w > 0.0).map(|(k, _)| *k)
+}
+
+fn target_of(rng: &mut Rng, c: &Component) -> Target {
+    if c.replicas > 1 && rng.chance(0.6) {
+        Target {
+            component: c.name.clone(),
+            selector: Selector::Replica(u32::try_from(rng.range(1, u64::from(c.replicas))).unwrap_or(1)),
+        }
+    } else {
+        Target::all(c.name.clone())
+    }
+}
+
+fn build(
+    rng: &mut Rng,
+    universe: &Universe,
+    c: &Component,
+    kind: KindName,
+    at: Duration,
+    duration: Duration,
+) -> FaultEvent {
+    let target = target_of(rng, c);
+    let kind = match kind {
+        KindName::Kill => FaultKind::Kill {
+            signal: if rng.chance(0.75) { "SIGKILL" } else { "SIGTERM" }.into(),
+        },
+        KindName::Stop => FaultKind::Stop,
+        KindName::Restart => FaultKind::Restart,
+        KindName::Pause => FaultKind::Pause,
+        KindName::Partition => {
+            // Half of the partitions cut the target from one or two named peers only.
+            let others: Vec<&Component> = universe
+                .components
+                .iter()
+                .filter(|o| o.name != c.name)
+                .collect();
+            let mut from = Vec::new();
+            if !others.is_empty() && rng.chance(0.5) {
+                for _ in 0..rng.range(1, 2) {
+                    if let Some(o) = rng.pick(&others) {
+                        if !from.iter().any(|t: &Target| t.component == o.name) {
+                            from.push(Target::all(o.name.clone()));
+                        }
+                    }
+                }
+            }
+            FaultKind::Partition { from }
+        }
+        KindName::Latency => {
+            let delay_ms = rng.range(50, 800) / 10 * 10;
+            FaultKind::Latency {
+                delay_ms,
+                jitter_ms: rng.range(0, delay_ms / 4),
+            }
+        }
+        KindName::Loss => FaultKind::Loss {
+            percent: rng.range(5, 40) as f64,
+        },
+        KindName::HttpFault => FaultKind::HttpFault(http_fault(rng, c, duration)),
+    };
+    FaultEvent {
+        at,
+        duration,
+        kind,
+        targets: vec![target],
+    }
+}
+
+fn http_fault(rng: &mut Rng, c: &Component, duration: Duration) -> HttpFault {
+    let mut h = HttpFault {
+        path_prefix: if rng.chance(0.6) {
+            rng.pick(&c.paths).cloned()
+        } else {
+            None
+        },
+        duration: Some(humantime::format_duration(duration).to_string()),
+        ..HttpFault::default()
+    };
+    match rng.range(0, 3) {
+        0 => {
+            h.status = Some(*rng.pick(&[500u16, 503, 502]).unwrap_or(&503));
+            h.error_rate = Some(*rng.pick(&[1.0, 0.5, 0.25]).unwrap_or(&1.0));
+        }
+        1 => h.delay_ms = Some(rng.range(3, 60) * 100),
+        2 => {
+            h.status = Some(*rng.pick(&[500u16, 503]).unwrap_or(&503));
+            h.first_n = Some(rng.range(1, 6));
+        }
+        _ => {
+            h.status = Some(503);
+            h.delay_ms = Some(rng.range(2, 20) * 100);
+            h.error_rate = Some(0.5);
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn universe() -> Universe {
+        let c = |name: &str, replicas, http: bool, paths: &[&str]| Component {
+            name: name.into(),
+            replicas,
+            http_faults: http,
+            paths: paths.iter().map(|s| s.to_string()).collect(),
+        };
+        Universe {
+            components: vec![
+                c("postgres", 1, false, &[]),
+                c("redis", 1, false, &[]),
+                c("rabbitmq", 1, false, &[]),
+                c("registry", 1, true, &[]),
+                c("gateway", 1, true, &[]),
+                c("product-service", 2, true, &["/api/v1/products", "/internal/reservations"]),
+                c("order-service", 1, true, &["/api/v1/orders"]),
+                c("payment-service", 1, true, &["/internal/payments/charge"]),
+            ],
+            kinds: KindName::ALL
+                .into_iter()
+                .filter(|k| !matches!(k, KindName::Latency | KindName::Loss))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
+        let spec = ScheduleSpec::for_window(Duration::from_secs(100));
+        let a = generate(42, &universe(), &spec);
+        let b = generate(42, &universe(), &spec);
+        let c = generate(43, &universe(), &spec);
+        assert_eq!(a, b);
+        assert_ne!(a.events, c.events);
+        assert_eq!(
+            serde_json::to_string(&a).expect("json"),
+            serde_json::to_string(&b).expect("json")
+        );
+    }
+
+    #[test]
+    fn schedules_cover_components_stay_in_the_window_and_never_stack_faults_on_one_component() {
+        let spec = ScheduleSpec::for_window(Duration::from_secs(100));
+        for seed in 0..200 {
+            let s = generate(seed, &universe(), &spec);
+            assert!(s.events.len() >= 8, "seed {seed}: {} events", s.events.len());
+            let mut touched: Vec<String> = s.events.iter().flat_map(FaultEvent::components).collect();
+            touched.sort();
+            touched.dedup();
+            assert!(touched.len() >= 6, "seed {seed}: {touched:?}");
+            for e in &s.events {
+                assert!(e.at >= spec.calm && e.end() <= spec.window - spec.tail, "seed {seed}: {}", e.describe());
+                assert!(!matches!(e.kind, FaultKind::Latency { .. } | FaultKind::Loss { .. }));
+                for o in &s.events {
+                    if std::ptr::eq(e, o) {
+                        continue;
+                    }
+                    let overlap = e.at < o.end().max(o.at + Duration::from_secs(5))
+                        && o.at < e.end().max(e.at + Duration::from_secs(5));
+                    let shared = e.components().iter().any(|c| o.components().contains(c));
+                    assert!(!(overlap && shared), "seed {seed}: {} and {}", e.describe(), o.describe());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kinds_left_out_never_appear_and_http_faults_only_hit_services_that_serve_them() {
+        let mut u = universe();
+        u.kinds = vec![KindName::HttpFault, KindName::Pause];
+        let spec = ScheduleSpec::for_window(Duration::from_secs(60));
+        for seed in 0..100 {
+            for e in generate(seed, &u, &spec).events {
+                match &e.kind {
+                    FaultKind::HttpFault(h) => {
+                        let c = u.components.iter().find(|c| c.name == e.targets[0].component);
+                        assert!(c.is_some_and(|c| c.http_faults), "{}", e.describe());
+                        assert!(h.error_rate.is_some() || h.status.is_some() || h.delay_ms.is_some());
+                    }
+                    FaultKind::Pause => {}
+                    other => panic!("seed {seed}: {other} was not allowed"),
+                }
+            }
+        }
+    }
+}

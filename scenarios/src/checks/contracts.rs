@@ -1,0 +1,210 @@
+//! Contracts read from the services' own metrics, sampled every second during the workload:
+//! each client instance's retries stay within its retry budget (replayed from its attempt
+//! and retry counters), and the gateway never retries a POST (order-service serves no more
+//! order POSTs than the gateway received).
+
+use std::collections::BTreeMap;
+
+use super::{Evidence, Verdict};
+use crate::workload::MetricsSample;
+
+/// Per-instance counter series, in time order.
+fn by_instance(samples: &[MetricsSample]) -> BTreeMap<&str, Vec<&MetricsSample>> {
+    let mut m: BTreeMap<&str, Vec<&MetricsSample>> = BTreeMap::new();
+    for s in samples {
+        m.entry(s.instance.as_str()).or_default().push(s);
+    }
+    for v in m.values_mut() {
+        v.sort_by_key(|s| s.t_ms);
+    }
+    m
+}
+
+/// The increase of a counter between two samples, and whether it was reset in between (a
+/// restarted process starts from zero: then the new value is what it counted since).
+fn delta(prev: f64, now: f64) -> (f64, bool) {
+    if now + 1e-9 < prev {
+        (now, true)
+    } else {
+        (now - prev, false)
+    }
+}
+
+/// The retry budget of the kit's client: `ratio` retries earned per original request (at
+/// most `ratio × 1000` saved), plus a reserve refilled at `per_sec` (bucket of the same
+/// size). Replayed on the sampled counters, deposits first and refills in full within an
+/// interval, so that only retries no order of events could have paid for are counted.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    ratio: f64,
+    per_sec: f64,
+    earned: f64,
+    reserve: f64,
+}
+
+impl Budget {
+    fn new(ratio: f64, per_sec: f64) -> Self {
+        Self {
+            ratio,
+            per_sec,
+            earned: 0.0,
+            reserve: per_sec.max(1.0),
+        }
+    }
+
+    /// Spends for `retries` after `firsts` originals over `dt` seconds; returns the retries
+    /// nothing could pay for.
+    fn step(&mut self, firsts: f64, retries: f64, dt: f64) -> f64 {
+        let cap = (self.ratio * 1000.0).max(1.0);
+        self.earned = (self.earned + self.ratio * firsts).min(cap);
+        let from_earned = retries.min(self.earned.floor());
+        self.earned -= from_earned;
+        let mut need = retries - from_earned;
+        let available = self.reserve + self.per_sec * dt;
+        let from_reserve = need.min(available.floor().max(0.0));
+        need -= from_reserve;
+        self.reserve = (available - from_reserve).min(self.per_sec.max(1.0));
+        need.max(0.0)
+    }
+}
+
+fn budget_for(ev: &Evidence<'_>, component: &str) -> (f64, f64) {
+    let pick = |c: &str| {
+        ev.spec
+            .budgets
+            .iter()
+            .find(|(n, _, _)| n == c)
+            .map(|(_, r, p)| (*r, *p))
+    };
+    pick(component).or_else(|| pick("*")).unwrap_or((0.2, 10.0))
+}
+
+/// Retries of every client instance stay within its retry budget.
+pub fn retry_budget(ev: &Evidence<'_>) -> Verdict {
+    let mut v = Vec::new();
+    let mut examined = Vec::new();
+    for (instance, series) in by_instance(&ev.history.metrics) {
+        let Some(first) = series.first() else {
+            continue;
+        };
+        let (ratio, per_sec) = budget_for(ev, &first.component);
+        let mut budget = Budget::new(ratio, per_sec);
+        let (mut total_first, mut total_retries, mut unpaid) = (0.0, 0.0, 0.0);
+        let mut worst: Option<(u64, f64)> = None;
+        for w in series.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let (att, reset_a) = delta(a.attempts, b.attempts);
+            let (ret, reset_r) = delta(a.retries, b.retries);
+            if reset_a || reset_r {
+                // A new process, a new budget.
+                budget = Budget::new(ratio, per_sec);
+            }
+            let firsts = (att - ret).max(0.0);
+            let dt = (b.t_ms.saturating_sub(a.t_ms)) as f64 / 1000.0;
+            let over = budget.step(firsts, ret, dt);
+            total_first += firsts;
+            total_retries += ret;
+            unpaid += over;
+            if over > 0.0 && worst.is_none_or(|(_, x)| over > x) {
+                worst = Some((b.t_ms, over));
+            }
+        }
+        if total_retries > 0.0 {
+            examined.push(format!("{instance}: {total_retries:.0} retries for {total_first:.0} requests"));
+        }
+        // Samples of two counters are read in one scrape but not in one instant: a retry
+        // or two may be counted before its original. Beyond that, nothing paid for it.
+        let slack = 3.0 + total_retries * 0.02;
+        if unpaid > slack {
+            let (t, x) = worst.unwrap_or((0, 0.0));
+            v.push(format!(
+                "{instance}: {unpaid:.0} retries beyond its budget (ratio {ratio}, {per_sec}/s reserve): {total_retries:.0} retries for {total_first:.0} requests; worst second ending at {t} ms had {x:.0} unpaid"
+            ));
+        }
+    }
+    Verdict::from_violations(
+        "retry-budget",
+        "retry amplification stays within each client's retry budget, outages included",
+        if examined.is_empty() {
+            format!("{} metrics samples, no retries", ev.history.metrics.len())
+        } else {
+            examined.join("; ")
+        },
+        if ev.history.metrics.is_empty() {
+            vec!["no metrics sample was taken".into()]
+        } else {
+            v
+        },
+    )
+}
+
+/// Order POSTs a component's instances served over the workload, summing increases and,
+/// after a restart, what the new process counted; also how many restarts were seen.
+fn served(series: &[&MetricsSample]) -> (f64, u32) {
+    let mut total = 0.0;
+    let mut resets = 0;
+    for w in series.windows(2) {
+        let (d, reset) = delta(w[0].order_posts, w[1].order_posts);
+        total += d;
+        resets += u32::from(reset);
+    }
+    (total, resets)
+}
+
+/// The gateway does not retry non-idempotent requests: order-service serves no more order
+/// POSTs than the gateway received.
+pub fn no_post_retries(ev: &Evidence<'_>) -> Verdict {
+    let mut gateway = (0.0, 0u32);
+    let mut upstream = (0.0, 0u32);
+    for (_, series) in by_instance(&ev.history.metrics) {
+        let Some(first) = series.first() else {
+            continue;
+        };
+        let (n, r) = served(&series);
+        let side = match first.component.as_str() {
+            "gateway" => &mut gateway,
+            "order-service" => &mut upstream,
+            _ => continue,
+        };
+        side.0 += n;
+        side.1 += r;
+    }
+    // A gateway restarted by a fault loses what it counted since its last sample: about a
+    // second of order POSTs per restart.
+    let posts = ev.history.of(crate::workload::OpKind::PlaceOrder).count() as f64;
+    let per_second = posts / ev.history.duration_s.max(1.0);
+    let slack = 2.0 + f64::from(gateway.1) * (2.0 * per_second + 2.0);
+    let mut v = Vec::new();
+    if upstream.0 - gateway.0 > slack {
+        v.push(format!(
+            "order-service served {:.0} order POSTs but the gateway received {:.0} ({} gateway restarts allow {slack:.0} uncounted): the gateway sent some POSTs more than once",
+            upstream.0, gateway.0, gateway.1
+        ));
+    }
+    if ev.history.metrics.is_empty() {
+        v.push("no metrics sample was taken".into());
+    }
+    Verdict::from_violations(
+        "no-post-retries",
+        "non-idempotent requests are never retried by the gateway",
+        format!(
+            "gateway received {:.0} order POSTs, order-service served {:.0}; clients sent {posts:.0}",
+            gateway.0, upstream.0
+        ),
+        v,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_pays_for_its_ratio_and_reserve_and_nothing_more() {
+        let mut b = Budget::new(0.2, 10.0);
+        // 100 originals earn 20 retries; the reserve holds 10 plus 10 refilled in a second.
+        assert_eq!(b.step(100.0, 40.0, 1.0), 0.0);
+        // Savings and reserve are spent: the next second pays 2 earned + 10 refilled.
+        assert_eq!(b.step(10.0, 30.0, 1.0), 18.0);
+    }
+}

@@ -1,0 +1,1 @@
+//! Hand-made evidence for the checkers' tests.
