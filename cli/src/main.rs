@@ -3,6 +3,7 @@
 
 mod chaos;
 mod dash;
+mod explore_cmd;
 mod output;
 mod progress;
 mod scenario;
@@ -94,6 +95,9 @@ enum Command {
     Dash,
     /// CI smoke test: up → seed → smoke scenarios → heal → down; exit 1 when one fails.
     Test(test_cmd::TestArgs),
+    /// Random fault schedules under a real workload, checked against invariants; replay
+    /// by --seed, --shrink a failure to a minimal scenario.
+    Explore(explore_cmd::ExploreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -339,6 +343,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Scenario(cmd) => scenario::run(&cli, cmd).await,
         Command::Dash => dash::run(load(&cli)?, cli.project.clone()).await,
         Command::Test(args) => test_cmd::run(&cli, args, &progress).await,
+        Command::Explore(args) => explore_cmd::run(&cli, args).await,
         Command::Seed { component } => {
             let stack = load(&cli)?;
             let project = project(&cli, stack).await?;

@@ -17,6 +17,8 @@ use clap::Args;
 use futures_util::StreamExt;
 use indexmap::IndexMap;
 use msctl_chaos::Chaos;
+use msctl_explore::report::model::ExploreReport;
+use msctl_explore::ExploreOptions;
 use msctl_scenarios::report::{self, ScenarioReport, Status};
 use msctl_scenarios::{catalog, Engine, RunOptions, StackEnvironment};
 use msctl_stack::docker::DockerRuntime;
@@ -61,6 +63,16 @@ pub struct TestArgs {
     /// How long `up` may take to get every component healthy.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// After the scenarios, one seeded `msctl explore` run with a workload this long
+    /// (random faults under clients, then every checker).
+    #[arg(long, value_name = "DUR", default_value = "45s", value_parser = humantime::parse_duration)]
+    pub explore: Duration,
+    /// Skip the explore run.
+    #[arg(long, conflicts_with = "explore_seed")]
+    pub no_explore: bool,
+    /// Seed of the explore run (default: a fresh one, printed).
+    #[arg(long)]
+    pub explore_seed: Option<u64>,
 }
 
 /// How the run went, phase by phase.
@@ -68,6 +80,7 @@ pub struct TestArgs {
 struct Timings {
     up: Option<Duration>,
     scenarios: Option<Duration>,
+    explore: Option<Duration>,
     down: Option<Duration>,
 }
 
@@ -112,7 +125,7 @@ pub async fn run(cli: &Cli, args: &TestArgs, progress: &ProgressSink) -> Result<
 
     let mut timings = Timings::default();
     let outcome = tokio::select! {
-        o = body(cli, args, &stack, &project, chaos, &scenarios, &mut timings, progress) => o,
+        o = body(cli, args, &stack, &project, &runtime, chaos, &scenarios, &mut timings, progress) => o,
         _ = tokio::signal::ctrl_c() => Outcome::Interrupted,
     };
 
@@ -139,18 +152,25 @@ pub async fn run(cli: &Cli, args: &TestArgs, progress: &ProgressSink) -> Result<
             Err(e) => Some(e.to_string()),
         }
     };
-    let passed = matches!(&outcome, Outcome::Ran(r) if r.iter().all(|r| r.status == Status::Passed))
-        && heal_error.is_none();
+    let explored_ok = match &outcome {
+        Outcome::Ran(_, Some(Ok(e))) => e.runs.iter().all(|r| r.passed),
+        Outcome::Ran(_, Some(Err(_))) => false,
+        _ => true,
+    };
+    let passed = matches!(&outcome, Outcome::Ran(r, _) if r.iter().all(|r| r.status == Status::Passed))
+        && heal_error.is_none()
+        && explored_ok;
 
-    let reports = match &outcome {
-        Outcome::Ran(r) => r.as_slice(),
-        _ => &[],
+    let (reports, explored) = match &outcome {
+        Outcome::Ran(r, e) => (r.as_slice(), e.as_ref()),
+        _ => (&[][..], None),
     };
     write_reports(args, reports)?;
 
     let mut saved = None;
     if !passed {
-        match save_artifacts(&args.artifacts, &project, reports, &ledger).await {
+        let explore_report = explored.and_then(|e| e.as_ref().ok());
+        match save_artifacts(&args.artifacts, &project, reports, &ledger, explore_report).await {
             Ok(dir) => saved = Some(dir),
             Err(e) => eprintln!("msctl: could not save the artifacts: {e:#}"),
         }
@@ -174,10 +194,22 @@ pub async fn run(cli: &Cli, args: &TestArgs, progress: &ProgressSink) -> Result<
     if !reports.is_empty() {
         print!("{}", summary(reports));
     }
+    match explored {
+        Some(Ok(e)) => {
+            for r in &e.runs {
+                println!("{}", crate::explore_cmd::run_summary(r));
+            }
+            if e.runs.iter().any(|r| !r.passed) {
+                println!("        replay: {}", e.replay);
+            }
+        }
+        Some(Err(msg)) => println!("FAILED  explore: {msg}"),
+        None => {}
+    }
     match &outcome {
         Outcome::UpFailed(e) => println!("msctl test: FAILED: the stack did not come up: {e:#}"),
         Outcome::Interrupted => println!("msctl test: interrupted"),
-        Outcome::Ran(_) => {}
+        Outcome::Ran(..) => {}
     }
     if let Some(e) = &heal_error {
         println!("msctl test: FAILED: faults could not be healed: {e}");
@@ -185,11 +217,12 @@ pub async fn run(cli: &Cli, args: &TestArgs, progress: &ProgressSink) -> Result<
     let secs =
         |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.1}s", d.as_secs_f64()));
     println!(
-        "msctl test: {} in {:.1}s (up {}, scenarios {}, down {})",
+        "msctl test: {} in {:.1}s (up {}, scenarios {}, explore {}, down {})",
         if passed { "PASSED" } else { "FAILED" },
         started.elapsed().as_secs_f64(),
         secs(timings.up),
         secs(timings.scenarios),
+        secs(timings.explore),
         secs(timings.down),
     );
     if let Some(dir) = saved {
@@ -204,8 +237,8 @@ pub async fn run(cli: &Cli, args: &TestArgs, progress: &ProgressSink) -> Result<
 enum Outcome {
     /// `up` (or the seed after it) failed.
     UpFailed(anyhow::Error),
-    /// Scenarios ran; their reports.
-    Ran(Vec<ScenarioReport>),
+    /// Scenarios ran; their reports, and the explore run's (`None` when skipped).
+    Ran(Vec<ScenarioReport>, Option<Result<ExploreReport, String>>),
     /// Ctrl-C.
     Interrupted,
 }
@@ -216,6 +249,7 @@ async fn body(
     args: &TestArgs,
     stack: &Stack,
     project: &Project,
+    runtime: &DockerRuntime,
     chaos: Chaos,
     scenarios: &[msctl_scenarios::Scenario],
     timings: &mut Timings,
@@ -254,7 +288,52 @@ async fn body(
         Err(e) => return Outcome::UpFailed(e),
     };
     timings.scenarios = Some(t.elapsed());
-    Outcome::Ran(reports)
+    let scenarios_passed = reports.iter().all(|r| r.status == Status::Passed);
+    if args.no_explore || !scenarios_passed {
+        if !args.no_explore {
+            say(cli, "== explore skipped: a scenario failed".to_string());
+        }
+        return Outcome::Ran(reports, None);
+    }
+    let t = Instant::now();
+    let explored = explore(cli, args, stack, project, runtime).await;
+    timings.explore = Some(t.elapsed());
+    Outcome::Ran(reports, Some(explored.map_err(|e| format!("{e:#}"))))
+}
+
+/// One short seeded explore run, its scenario files next to the artifacts.
+async fn explore(
+    cli: &Cli,
+    args: &TestArgs,
+    stack: &Stack,
+    project: &Project,
+    runtime: &DockerRuntime,
+) -> Result<ExploreReport> {
+    let opts = ExploreOptions {
+        seed: args
+            .explore_seed
+            .unwrap_or_else(msctl_chaos::target::fresh_seed),
+        runs: 1,
+        duration: args.explore,
+        clients: 6,
+        settle: Duration::from_secs(60),
+        out_dir: args.artifacts.join(format!("{}-explore", project.name())),
+        ..ExploreOptions::default()
+    };
+    say(
+        cli,
+        format!(
+            "== explore: seed {} for {} (replay: msctl -p {} explore --seed {} --duration {})",
+            opts.seed,
+            humantime::format_duration(opts.duration),
+            project.name(),
+            opts.seed,
+            humantime::format_duration(opts.duration)
+        ),
+    );
+    // The smoke stack is torn down (or kept for more tests): put tuned components back
+    // only when it is kept.
+    crate::explore_cmd::explore_on(cli, stack, runtime, &opts, !args.keep).await
 }
 
 async fn run_scenarios(
@@ -301,6 +380,7 @@ async fn save_artifacts(
     project: &Project,
     reports: &[ScenarioReport],
     ledger: &[msctl_chaos::ledger::FaultRecord],
+    explored: Option<&ExploreReport>,
 ) -> Result<PathBuf> {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
@@ -322,6 +402,15 @@ async fn save_artifacts(
         std::fs::write(dir.join("report.json"), report::json(reports))?;
         std::fs::write(dir.join("junit.xml"), report::junit(reports))?;
         std::fs::write(dir.join("summary.txt"), summary(reports))?;
+    }
+    if let Some(e) = explored {
+        crate::explore_cmd::write_reports(
+            e,
+            Some(&dir.join("explore.json")),
+            Some(&dir.join("explore.junit.xml")),
+            Some(&dir.join("explore.html")),
+            Some(&dir.join("explore.png")),
+        )?;
     }
     for c in project.runtime().list_containers().await? {
         let mut text = String::new();

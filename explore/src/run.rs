@@ -57,6 +57,11 @@ impl Runner {
             .map_err(ExploreError::Engine)?;
         let report = engine.run(&scenario, &RunOptions::default()).await;
         engine.close().await;
+        // The engine's own report (the whole history included) beside the scenario file:
+        // the evidence behind every verdict, request by request.
+        let full = path.with_extension("report.json");
+        std::fs::write(&full, msctl_scenarios::report::json(std::slice::from_ref(&report)))
+            .map_err(|e| ExploreError::Io(full.clone(), e))?;
         Ok(convert(plan, index, &path, &report))
     }
 }

@@ -199,7 +199,7 @@ pub fn revoked_token_refused(ev: &Evidence<'_>) -> Verdict {
             continue;
         }
         checked += 1;
-        if p.accepted || op.outcome == Outcome::Ok {
+        if p.accepted {
             v.push(format!(
                 "client {} at {} ms: {} with a logged-out token answered {} (request {})",
                 op.client,

@@ -62,7 +62,11 @@ fn lone_replica_windows<'a>(
         if b <= a {
             continue;
         }
-        let active: Vec<&&FaultSpan> = on_path.iter().filter(|f| f.overlaps(a, b - 1)).collect();
+        // In effect during [a, b): applied before b and not healed by a.
+        let active: Vec<&&FaultSpan> = on_path
+            .iter()
+            .filter(|f| f.from_ms < b && f.to_ms.is_none_or(|t| t > a))
+            .collect();
         if let [only] = active.as_slice() {
             let lone = only.maskable
                 && only.targets.len() == 1

@@ -395,10 +395,16 @@ impl Client {
             .call(OpKind::AuthProbe, reqwest::Method::GET, path, Some(token), None, None, None)
             .await;
         if let Some(last) = self.ops.last_mut() {
+            let accepted = a.status.is_some_and(|s| (200..300).contains(&s));
+            // The probe's own outcome: refused with 401 is what it asked for.
+            if a.status == Some(401) {
+                last.outcome = Outcome::Ok;
+                last.error = None;
+            }
             last.probe = Some(Probe {
                 token: token_kind,
                 request: format!("GET {path}"),
-                accepted: a.status.is_some_and(|s| (200..300).contains(&s)),
+                accepted,
             });
         }
     }

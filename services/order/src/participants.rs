@@ -129,12 +129,12 @@ impl Participants {
         }
         match self.client.send(service, req).await {
             // seeded bug (fidelity suite): "payment did not answer, so nothing was charged"
-            // — a timed-out charge is a rejection, and the saga releases and cancels
-            // without the refund a charge that did land needs.
-            Err(e @ ClientError::Timeout { .. })
+            // — a charge that timed out or broke off is a rejection, and the saga releases
+            // and cancels without the refund a charge that did land needs.
+            Err(e @ (ClientError::Timeout { .. } | ClientError::Transport { .. }))
                 if cfg!(feature = "bug-charge-timeout-cancels") && step == SagaStep::Charge =>
             {
-                CallOutcome::Rejected(format!("payment_timeout: {e}"))
+                CallOutcome::Rejected(format!("payment_unreachable: {e}"))
             }
             Err(e) => CallOutcome::Transient(e.to_string()),
             Ok(resp) => classify(step, &resp),

@@ -256,8 +256,8 @@ pub async fn reserve_stock(
                 .execute(&mut *tx)
                 .await?;
             } else {
-            sqlx::query(
-                "WITH line AS ( \
+                sqlx::query(
+                    "WITH line AS ( \
                      SELECT * FROM unnest($2::uuid[], $3::bigint[], $4::bigint[]) \
                          AS l(product_id, quantity, price_cents)), \
                  taken AS ( \
@@ -268,14 +268,14 @@ pub async fn reserve_stock(
                      INSERT INTO reservation_items (order_id, product_id, quantity, price_cents) \
                      SELECT $1, product_id, quantity, price_cents FROM line) \
                  UPDATE reservations SET total_cents = $5 WHERE order_id = $1",
-            )
-            .bind(req.order_id)
-            .bind(&ids)
-            .bind(&quantities)
-            .bind(&prices)
-            .bind(total)
-            .execute(&mut *tx)
-            .await?;
+                )
+                .bind(req.order_id)
+                .bind(&ids)
+                .bind(&quantities)
+                .bind(&prices)
+                .bind(total)
+                .execute(&mut *tx)
+                .await?;
             }
             Outcome::Reserved { total_cents: total }
         }
