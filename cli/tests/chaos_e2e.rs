@@ -6,7 +6,7 @@
 //! The tests use their own stack file (in a temporary folder, so the fault ledger lands
 //! there too) naming the images the default stack builds, and their own project names;
 //! each brings its project down with `--volumes` at the end. When no engine is reachable,
-//! or the images are not built, they print SKIPPED with the reason and pass.
+//! or the images are not built, they say why and return — except under CI, where they fail.
 //!
 //! Apply and heal times are printed as a table (run with `--nocapture` to see it).
 
@@ -350,7 +350,7 @@ fn every_fault_kind_takes_effect_and_heal_restores_the_stack() {
     let env = match setup("msctl-chaos-test", with_registry) {
         Ok(env) => env,
         Err(why) => {
-            eprintln!("SKIPPED: {why}");
+            msctl_stack::testing::cannot_run(module_path!(), &why);
             return;
         }
     };
@@ -587,7 +587,10 @@ fn every_fault_kind_takes_effect_and_heal_restores_the_stack() {
             secs(&h, "heal_secs"),
         );
     } else {
-        eprintln!("http-fault part SKIPPED: image {SERVICES_IMAGE} is not built");
+        msctl_stack::testing::cannot_run(
+            "chaos_e2e http-fault part",
+            &format!("image {SERVICES_IMAGE} is not built"),
+        );
     }
 
     // A timed fault reverts on its own: the command returns once it is healed.
@@ -626,7 +629,7 @@ fn a_killed_msctl_leaves_its_timed_fault_for_heal() {
     let env = match setup("msctl-chaos-crash", false) {
         Ok(env) => env,
         Err(why) => {
-            eprintln!("SKIPPED: {why}");
+            msctl_stack::testing::cannot_run(module_path!(), &why);
             return;
         }
     };
@@ -769,7 +772,7 @@ fn an_unlabeled_container_cannot_be_targeted() {
     let env = match setup("msctl-chaos-guard", false) {
         Ok(env) => env,
         Err(why) => {
-            eprintln!("SKIPPED: {why}");
+            msctl_stack::testing::cannot_run(module_path!(), &why);
             return;
         }
     };

@@ -8,7 +8,7 @@
 //! by default the project `msctl` of the repository's stack.toml (`msctl up`); another
 //! with `MSCTL_DASH_E2E_PROJECT`. It sends GET /api/v1/products through the gateway's
 //! 127.0.0.1 port during the test so the gateway has traffic to trip a breaker on. When
-//! tmux, the engine or the stack is missing it prints SKIPPED with the reason and passes.
+//! tmux, the engine or the stack is missing it says why and returns; under CI it fails.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -227,14 +227,15 @@ fn traffic(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
 
 #[test]
 fn dash_kill_shows_the_replica_down_and_the_breaker_change_then_heals() {
+    const TEST: &str = "dash_kill_shows_the_replica_down_and_the_breaker_change_then_heals";
     if Command::new("tmux").arg("-V").output().is_err() {
-        println!("SKIPPED: tmux is not installed");
+        msctl_stack::testing::cannot_run(TEST, "tmux is not installed");
         return;
     }
     let rows = match ps() {
         Ok(r) => r,
         Err(e) => {
-            println!("SKIPPED: msctl ps failed: {e}");
+            msctl_stack::testing::cannot_run(TEST, &format!("msctl ps failed: {e}"));
             return;
         }
     };
@@ -242,9 +243,13 @@ fn dash_kill_shows_the_replica_down_and_the_breaker_change_then_heals() {
         r["component"] == "product-service" && r["replica"] == 2 && r["state"] == "running"
     });
     let Some(gateway) = host_port(&rows, "gateway").filter(|_| product2) else {
-        println!(
-            "SKIPPED: project {} has no running gateway and product-service#2; `msctl up` first",
-            project()
+        // The real-stack test must see the stack it was promised; a missing one is not a pass.
+        msctl_stack::testing::cannot_run(
+            TEST,
+            &format!(
+                "project {} has no running gateway and product-service#2; `msctl up` first",
+                project()
+            ),
         );
         return;
     };
@@ -379,7 +384,7 @@ impl Drop for Isolated {
 #[test]
 fn dash_kill_and_heal_on_an_isolated_project() {
     if Command::new("tmux").arg("-V").output().is_err() {
-        println!("SKIPPED: tmux is not installed");
+        msctl_stack::testing::cannot_run("dash_kill_and_heal_on_an_isolated_project", "tmux is not installed");
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -425,7 +430,10 @@ health = { http = "/health", port = 8500, interval = "1s", timeout = "2s", retri
         let err = String::from_utf8_lossy(&up.stderr);
         if up.status.code() == Some(3) || err.contains("No such image") || err.contains("not found")
         {
-            println!("SKIPPED: cannot boot the test project: {}", err.trim());
+            msctl_stack::testing::cannot_run(
+                "dash_kill_and_heal_on_an_isolated_project",
+                &format!("cannot boot the test project: {}", err.trim()),
+            );
             return;
         }
         panic!("up failed: {err}");

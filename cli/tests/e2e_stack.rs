@@ -123,7 +123,10 @@ fn labelled(kind: &str) -> String {
 #[test]
 fn up_ps_clients_idempotent_down_keeps_data_and_strangers() {
     if let Some(why) = engine_unreachable() {
-        eprintln!("SKIPPED: no Docker engine is reachable: {why}");
+        msctl_stack::testing::cannot_run(
+            "up_ps_clients_idempotent_down_keeps_data_and_strangers",
+            &format!("no Docker engine is reachable: {why}"),
+        );
         return;
     }
     // Start from nothing of ours.
@@ -243,4 +246,35 @@ fn broken_stack_file_exits_2_with_position() {
             "{err}"
         );
     }
+}
+
+/// Under CI an end-to-end test whose engine is missing fails instead of passing: this test
+/// runs the one above in a child process whose `DOCKER_HOST` points nowhere, with `CI=true`,
+/// and expects it to fail, naming why.
+#[test]
+fn under_ci_the_end_to_end_test_fails_when_no_engine_is_reachable() {
+    let me = std::env::current_exe().expect("the test binary");
+    let out = Command::new(me)
+        .args([
+            "--exact",
+            "up_ps_clients_idempotent_down_keeps_data_and_strangers",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("CI", "true")
+        .env("DOCKER_HOST", "unix:///nonexistent/msctl-no-engine.sock")
+        .output()
+        .expect("run the test binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "it passed without an engine:\n{text}");
+    assert!(
+        text.contains("cannot run under CI: no Docker engine is reachable"),
+        "{text}"
+    );
+    assert!(text.contains("1 failed"), "{text}");
 }

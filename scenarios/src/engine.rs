@@ -955,6 +955,19 @@ impl Engine {
                     Ok(needle) => Err(format!("expected the body to contain {needle:?}")),
                     Err(e) => Err(e),
                 },
+                Expectation::BodyLacks(ts) => {
+                    let body = String::from_utf8_lossy(&bytes);
+                    ts.iter()
+                        .map(|t| t.render(&resolve))
+                        .find_map(|r| match r {
+                            Ok(needle) if body.contains(&needle) => Some(Err(format!(
+                                "expected the body not to contain {needle:?}"
+                            ))),
+                            Ok(_) => None,
+                            Err(e) => Some(Err(e)),
+                        })
+                        .unwrap_or(Ok(()))
+                }
             };
             if let Err(m) = result {
                 return (

@@ -103,6 +103,7 @@ struct RawExpect {
     #[serde(default)]
     headers: IndexMap<String, Spanned<toml::Value>>,
     body_contains: Option<Spanned<String>>,
+    body_lacks: Option<Spanned<OneOrMany>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -418,6 +419,8 @@ pub enum Expectation {
     Header(String, Matcher),
     /// The body contains this text (templated).
     BodyContains(Template),
+    /// The body contains none of these texts (templated).
+    BodyLacks(Vec<Template>),
 }
 
 impl Expectation {
@@ -432,6 +435,7 @@ impl Expectation {
             Expectation::Json(p, _) => format!("json {p}"),
             Expectation::Header(h, _) => format!("header {h}"),
             Expectation::BodyContains(_) => "body_contains".to_string(),
+            Expectation::BodyLacks(_) => "body_lacks".to_string(),
         }
     }
 }
@@ -984,6 +988,21 @@ fn step(
                 let m = cx.value_or_matcher(v);
                 matcher_refs(&m, &mut refs);
                 expect.push(Expectation::Header(h.to_ascii_lowercase(), m));
+            }
+            if let Some(b) = &e.body_lacks {
+                // A list is taken whole here: commas are common in JSON needles.
+                let needles = match b.get_ref() {
+                    OneOrMany::One(s) => vec![s.clone()],
+                    OneOrMany::Many(v) => v.clone(),
+                };
+                let ts: Vec<Template> = needles
+                    .iter()
+                    .map(|n| cx.template(n, b.span()))
+                    .collect();
+                for t in &ts {
+                    refs.extend(t.placeholders().map(String::from));
+                }
+                expect.push(Expectation::BodyLacks(ts));
             }
             if let Some(b) = &e.body_contains {
                 let t = cx.template(b.get_ref(), b.span());

@@ -13,6 +13,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
+/// Longest a query may take.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One row: column → value, in column order.
 pub type Row = IndexMap<String, Value>;
 
@@ -40,14 +43,27 @@ impl Databases {
     }
 
     /// Runs `query` (a SELECT, without a trailing semicolon) and returns its rows.
+    ///
+    /// A query that takes longer than [`QUERY_TIMEOUT`] is abandoned and its pool dropped:
+    /// after a network fault a pooled connection can hang on a peer that is gone, and a
+    /// pool of hung connections would refuse every later query.
     pub async fn rows(&self, url: &str, query: &str) -> Result<Vec<Row>, String> {
         let pool = self.pool(url).await?;
         let query = query.trim().trim_end_matches(';');
         let wrapped = format!("SELECT row_to_json(q)::text FROM ({query}) AS q");
-        let texts: Vec<String> = sqlx::query_scalar(&wrapped)
-            .fetch_all(&pool)
-            .await
-            .map_err(|e| format!("query failed: {e}"))?;
+        let fetched =
+            tokio::time::timeout(QUERY_TIMEOUT, sqlx::query_scalar(&wrapped).fetch_all(&pool))
+                .await;
+        let texts: Vec<String> = match fetched {
+            Ok(r) => r.map_err(|e| format!("query failed: {e}"))?,
+            Err(_) => {
+                self.pools.lock().await.remove(url);
+                return Err(format!(
+                    "query timed out after {}s",
+                    QUERY_TIMEOUT.as_secs()
+                ));
+            }
+        };
         texts
             .iter()
             .map(|t| serde_json::from_str::<Row>(t).map_err(|e| format!("bad row JSON: {e}")))

@@ -16,6 +16,23 @@ use crate::model::Stack;
 use crate::orchestrator::{Project, UpOptions};
 use crate::runtime::Runtime;
 
+/// A test that needs what this machine lacks (an engine, an image, tmux): outside CI it
+/// says so on stderr and the caller returns; under `CI=true` (any value but empty, `0` or
+/// `false`) it fails the test instead, so a CI run can never pass by not running it.
+pub fn cannot_run(test: &str, why: &str) {
+    let ci = std::env::var("CI")
+        .map(|v| !matches!(v.trim(), "" | "0" | "false"))
+        .unwrap_or(false);
+    decide(ci, test, why);
+}
+
+fn decide(ci: bool, test: &str, why: &str) {
+    if ci {
+        panic!("{test} cannot run under CI: {why}");
+    }
+    eprintln!("{test} not run (outside CI this is allowed): {why}");
+}
+
 /// The project every test shares.
 pub const TEST_PROJECT: &str = "msctl-test";
 
@@ -111,5 +128,22 @@ impl TestInfra {
     pub fn amqp_url(&self) -> Option<String> {
         self.port("rabbitmq", 5672)
             .map(|p| format!("amqp://{USER}:{PASSWORD}@127.0.0.1:{p}/%2f"))
+    }
+}
+
+#[cfg(test)]
+mod cannot_run_tests {
+    use super::decide;
+
+    // Pins the CI rule: a missing engine fails a test under CI instead of passing it.
+    #[test]
+    #[should_panic(expected = "cannot run under CI: no Docker engine")]
+    fn under_ci_a_test_that_cannot_run_fails() {
+        decide(true, "some_e2e_test", "no Docker engine");
+    }
+
+    #[test]
+    fn outside_ci_it_only_says_so() {
+        decide(false, "some_e2e_test", "no Docker engine");
     }
 }

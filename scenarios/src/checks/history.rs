@@ -9,10 +9,11 @@ use crate::workload::history::{OpKind, Outcome, ProbeToken};
 
 /// Every order acknowledged with 202 exists, belongs to its user and ends terminal.
 pub fn acknowledged_orders(ev: &Evidence<'_>) -> Verdict {
-    let mut v: Vec<String> = Vec::new();
-    if ev.facts.missing.iter().any(|m| m.starts_with("order-service")) {
-        v.push("could not read order-service's database".into());
+    let missing = super::invariants::missing_for(ev, &["order-service"]);
+    if !missing.is_empty() {
+        return super::invariants::unread("acknowledged-orders", missing);
     }
+    let mut v: Vec<String> = Vec::new();
     let rows: BTreeMap<&str, _> = ev.facts.orders.iter().map(|o| (o.id.as_str(), o)).collect();
     let mut n = 0;
     for (op, id) in ev.history.acknowledged() {
@@ -47,6 +48,10 @@ pub fn acknowledged_orders(ev: &Evidence<'_>) -> Verdict {
 /// created one (ok or indeterminate), and every keyed order carries a key the client
 /// sent. A gateway that retries a POST makes two orders of one.
 pub fn post_at_most_once(ev: &Evidence<'_>) -> Verdict {
+    let missing = super::invariants::missing_for(ev, &["order-service"]);
+    if !missing.is_empty() {
+        return super::invariants::unread("post-at-most-once", missing);
+    }
     let mut v = Vec::new();
     let mut possible: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut keys: BTreeSet<(&str, &str)> = BTreeSet::new();
@@ -105,6 +110,10 @@ pub fn post_at_most_once(ev: &Evidence<'_>) -> Verdict {
 /// One `Idempotency-Key` never yields two orders, and every answer for one key names the
 /// same order.
 pub fn idempotency_key(ev: &Evidence<'_>) -> Verdict {
+    let missing = super::invariants::missing_for(ev, &["order-service"]);
+    if !missing.is_empty() {
+        return super::invariants::unread("idempotency-key", missing);
+    }
     let mut v = Vec::new();
     let mut rows: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
     for o in &ev.facts.orders {

@@ -6,7 +6,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Evidence, Verdict};
 
-fn missing_for(ev: &Evidence<'_>, components: &[&str]) -> Vec<String> {
+/// A checker that could not read what it needs fails, saying so, and draws no conclusion
+/// from the rest (half-read rows would make up violations).
+pub(crate) fn unread(checker: &str, missing: Vec<String>) -> Verdict {
+    Verdict::from_violations(
+        checker,
+        "not judged: the rows it needs could not be read",
+        "the rows could not be read".into(),
+        missing,
+    )
+}
+
+pub(crate) fn missing_for(ev: &Evidence<'_>, components: &[&str]) -> Vec<String> {
     ev.facts
         .missing
         .iter()
@@ -18,6 +29,9 @@ fn missing_for(ev: &Evidence<'_>, components: &[&str]) -> Vec<String> {
 /// Every order of the run ends `confirmed` or `cancelled`.
 pub fn terminal_orders(ev: &Evidence<'_>) -> Verdict {
     let mut v = missing_for(ev, &["order-service"]);
+    if !v.is_empty() {
+        return unread("terminal-orders", v);
+    }
     for o in &ev.facts.orders {
         if o.status != "confirmed" && o.status != "cancelled" {
             v.push(format!(
@@ -40,6 +54,9 @@ pub fn terminal_orders(ev: &Evidence<'_>) -> Verdict {
 /// sold agree with the reservations.
 pub fn stock_conservation(ev: &Evidence<'_>) -> Verdict {
     let mut v = missing_for(ev, &["product-service"]);
+    if !v.is_empty() {
+        return unread("stock-conservation", v);
+    }
     let mut held: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     for r in &ev.facts.reservations {
         let e = held.entry(r.product_id.as_str()).or_default();
@@ -86,6 +103,9 @@ pub fn stock_conservation(ev: &Evidence<'_>) -> Verdict {
 /// Σ captured − Σ refunded over the run's orders = Σ totals of the confirmed ones.
 pub fn money_balance(ev: &Evidence<'_>) -> Verdict {
     let mut v = missing_for(ev, &["payment-service", "order-service"]);
+    if !v.is_empty() {
+        return unread("money-balance", v);
+    }
     let mut net: BTreeMap<&str, i64> = BTreeMap::new();
     for l in &ev.facts.ledger {
         let e = net.entry(l.order_id.as_str()).or_default();
@@ -124,6 +144,9 @@ pub fn money_balance(ev: &Evidence<'_>) -> Verdict {
 /// A confirmed order has exactly one capture and a payment in state `captured`.
 pub fn one_capture_per_confirmed(ev: &Evidence<'_>) -> Verdict {
     let mut v = missing_for(ev, &["payment-service", "order-service"]);
+    if !v.is_empty() {
+        return unread("one-capture-per-confirmed", v);
+    }
     let captures = count(ev.facts.ledger.iter().filter(|l| l.kind == "capture").map(|l| l.order_id.as_str()));
     let confirmed: Vec<_> = ev.facts.orders.iter().filter(|o| o.status == "confirmed").collect();
     for o in &confirmed {
@@ -150,6 +173,9 @@ pub fn one_capture_per_confirmed(ev: &Evidence<'_>) -> Verdict {
 /// A cancelled order keeps no money: any capture was refunded.
 pub fn cancelled_refunded(ev: &Evidence<'_>) -> Verdict {
     let mut v = missing_for(ev, &["payment-service", "order-service"]);
+    if !v.is_empty() {
+        return unread("cancelled-refunded", v);
+    }
     let cancelled: Vec<_> = ev.facts.orders.iter().filter(|o| o.status == "cancelled").collect();
     let mut charged = 0;
     for o in &cancelled {
@@ -190,6 +216,9 @@ pub fn cancelled_refunded(ev: &Evidence<'_>) -> Verdict {
 /// No order is captured (or refunded) twice.
 pub fn no_double_charge(ev: &Evidence<'_>) -> Verdict {
     let mut v = missing_for(ev, &["payment-service"]);
+    if !v.is_empty() {
+        return unread("no-double-charge", v);
+    }
     let by = count(ev.facts.ledger.iter().map(|l| (l.order_id.as_str(), l.kind.as_str())));
     for ((order, kind), n) in &by {
         if *n > 1 {
@@ -207,6 +236,9 @@ pub fn no_double_charge(ev: &Evidence<'_>) -> Verdict {
 /// A confirmed order has exactly one `order.confirmed` notification; others none.
 pub fn one_confirmed_notification(ev: &Evidence<'_>) -> Verdict {
     let mut v = missing_for(ev, &["notification-service", "order-service"]);
+    if !v.is_empty() {
+        return unread("one-confirmed-notification", v);
+    }
     let n = count(
         ev.facts
             .notifications
@@ -236,6 +268,9 @@ pub fn one_confirmed_notification(ev: &Evidence<'_>) -> Verdict {
 /// event id); every order has its `order.created` and terminal event.
 pub fn no_event_lost(ev: &Evidence<'_>) -> Verdict {
     let mut v = missing_for(ev, &["notification-service", "order-service"]);
+    if !v.is_empty() {
+        return unread("no-event-lost", v);
+    }
     let delivered: BTreeSet<&str> = ev
         .facts
         .notifications

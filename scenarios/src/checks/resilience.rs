@@ -3,7 +3,7 @@
 //! bound; after the heal every instance is back in the registry and in the gateway's
 //! rotation with its breaker closed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::{Evidence, FaultSpan, Verdict};
 use crate::workload::history::{OpKind, Outcome};
@@ -181,17 +181,21 @@ pub fn instances_rejoin(ev: &Evidence<'_>) -> Verdict {
             ));
         }
     }
-    let mut by_service: BTreeMap<&str, usize> = BTreeMap::new();
+    // A breaker moves on traffic: one that cooled down while nobody called its service
+    // stays half-open, admitting the next request as its trial. That is in rotation; only
+    // an open breaker ejects the instance.
+    let mut half_open = Vec::new();
     for u in &ev.facts.upstreams {
-        *by_service.entry(u.service.as_str()).or_default() += 1;
-        if u.breaker != "closed" {
-            v.push(format!(
-                "gateway: {} instance {} has its breaker {}",
-                u.service, u.instance, u.breaker
-            ));
+        match u.breaker.as_str() {
+            "closed" => {}
+            "half_open" => half_open.push(format!("{} {}", u.service, u.instance)),
+            other => v.push(format!(
+                "gateway: {} instance {} has its breaker {other}",
+                u.service, u.instance
+            )),
         }
     }
-    Verdict::from_violations(
+    let mut verdict = Verdict::from_violations(
         "instances-rejoin",
         "after heal every instance is back in the registry and in the gateway's rotation",
         format!(
@@ -199,5 +203,12 @@ pub fn instances_rejoin(ev: &Evidence<'_>) -> Verdict {
             ev.facts.upstreams.len()
         ),
         v,
-    )
+    );
+    if !half_open.is_empty() {
+        verdict.evidence.push(format!(
+            "half-open, waiting for a trial request: {}",
+            half_open.join(", ")
+        ));
+    }
+    verdict
 }

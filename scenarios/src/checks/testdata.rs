@@ -447,6 +447,11 @@ fn an_instance_missing_or_a_breaker_still_open_fails_instances_rejoin() {
     let mut f = facts();
     f.upstreams[0].breaker = "open".into();
     fails("instances-rejoin", &history(), &f, &[], "breaker open");
+    // Half-open admits the next request: in rotation, and said so.
+    let mut f = facts();
+    f.upstreams[0].breaker = "half_open".into();
+    let v = verdict("instances-rejoin", &history(), &f, &[]);
+    assert!(v.passed && v.evidence.iter().any(|e| e.contains("half-open")), "{:?}", v.evidence);
 }
 
 #[test]
@@ -472,4 +477,26 @@ fn an_accepted_expired_token_fails_expired_token_refused() {
     let mut h = history();
     h.ops[10] = probe(10, 21_000, ProbeToken::Expired, "/api/v1/orders", true);
     fails("expired-token-refused", &h, &facts(), &[], "expired token");
+}
+
+// A read that failed (a pool hung after a partition) once made every product look
+// unbalanced: the verdict must fail for the read alone.
+#[test]
+fn a_database_that_could_not_be_read_fails_without_made_up_violations() {
+    let mut f = facts();
+    f.missing
+        .push("product-service's database: query timed out after 10s".into());
+    f.reservations.clear();
+    let v = verdict("stock-conservation", &history(), &f, &[]);
+    assert!(!v.passed);
+    assert!(
+        v.evidence.iter().any(|e| e.contains("could not read product-service")),
+        "{:?}",
+        v.evidence
+    );
+    assert!(
+        !v.evidence.iter().any(|e| e.contains("its reservations say")),
+        "{:?}",
+        v.evidence
+    );
 }
