@@ -19,6 +19,8 @@
 #   MSCTL            msctl binary (target/release/msctl)
 #   OUT              results folder (fidelity-results); <OUT>/<bug>/ per bug, <OUT>/summary.md
 #   SEED RUNS DURATION   explore's --seed (1), --runs (2), --duration (90s)
+#   STAGES           which stages run ("smoke catalog explore"); the others read "not run"
+#   SHRINK=0         explore without --shrink (faster; no minimal scenario)
 #   UP_BUILD=1       boot with `up --build` (forces every image, infrastructure included,
 #                    to rebuild) instead of `images build` (rebuilds what changed: the bug's
 #                    services image) followed by `up`
@@ -41,6 +43,9 @@ out="$(cd "$out" && pwd)"
 seed="${SEED:-1}"
 runs="${RUNS:-2}"
 duration="${DURATION:-90s}"
+stages=" ${STAGES:-smoke catalog explore} "
+shrink_flag=(--shrink)
+[ "${SHRINK:-1}" = 0 ] && shrink_flag=()
 build_timeout="${BUILD_TIMEOUT:-60m}"
 up_timeout="${UP_TIMEOUT:-15m}"
 seed_timeout="${SEED_TIMEOUT:-5m}"
@@ -270,23 +275,30 @@ while IFS=$'\t' read -r bug feature class comps; do
 
   if [ "$booted" = 1 ]; then
     catalog_dir="$repo/scenarios/catalog"
+    smoke="not run"; catalog="not run"; explore="not run"
+    if [[ "$stages" == *" smoke "* ]]; then
     rc=$(run_stage "$smoke_timeout" "$dir/smoke.log" "${m[@]}" scenario run \
       "$catalog_dir/smoke.toml" "$catalog_dir/order-saga.toml" \
       "$catalog_dir/breaker-trip.toml" "$catalog_dir/saga-crash-recovery.toml" \
       --report "$dir/smoke.json" --junit "$dir/smoke.xml")
     smoke="$(verdict "$rc")"
     stamp "   smoke: $smoke"
+    fi
 
+    if [[ "$stages" == *" catalog "* ]]; then
     rc=$(run_stage "$catalog_timeout" "$dir/catalog.log" "${m[@]}" scenario run --all \
       --report "$dir/catalog.json" --junit "$dir/catalog.xml")
     catalog="$(verdict "$rc")"
     stamp "   catalog: $catalog"
+    fi
 
+    if [[ "$stages" == *" explore "* ]]; then
     rc=$(run_stage "$explore_timeout" "$dir/explore.log" "${m[@]}" explore \
-      --seed "$seed" --runs "$runs" --duration "$duration" --shrink \
+      --seed "$seed" --runs "$runs" --duration "$duration" "${shrink_flag[@]}" \
       --report "$dir/explore.json" --html "$dir/explore.html")
     explore="$(verdict "$rc")"
     stamp "   explore: $explore"
+    fi
     if [ -s "$dir/explore.json" ]; then
       path="$(shrunk_file "$dir/explore.json")"
       if [ -n "$path" ]; then

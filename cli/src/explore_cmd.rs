@@ -163,9 +163,10 @@ impl ExploreArgs {
             reproduction_runs: self.reproduce,
             max_candidates: self.max_candidates,
             tune,
-            out_dir: self.out.clone().unwrap_or_else(|| {
-                stack.root.join(".msctl").join(project).join("explore")
-            }),
+            out_dir: self
+                .out
+                .clone()
+                .unwrap_or_else(|| stack.root.join(".msctl").join(project).join("explore")),
         })
     }
 }
@@ -213,9 +214,11 @@ impl Progress for RunLines {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(plan.duration.as_secs());
             bar.set_style(
-                ProgressStyle::with_template("  run [{bar:30}] {elapsed} (workload {len}s, then heal, settle, check)")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "  run [{bar:30}] {elapsed} (workload {len}s, then heal, settle, check)",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             bar.enable_steady_tick(Duration::from_millis(500));
             let b = bar.clone();
@@ -279,7 +282,10 @@ pub(crate) fn run_summary(r: &RunReport) -> String {
     }
     for v in &r.verdicts {
         if !v.passed {
-            out.push_str(&format!("\n        checker {} FAILED: {}", v.checker, v.invariant));
+            out.push_str(&format!(
+                "\n        checker {} FAILED: {}",
+                v.checker, v.invariant
+            ));
             for e in v.evidence.iter().skip(1).take(6) {
                 out.push_str(&format!("\n          {e}"));
             }
@@ -326,7 +332,10 @@ pub(crate) async fn explore_on(
         .unwrap_or_default();
     if !keep_tuned && !tuned.is_empty() {
         if !cli.quiet {
-            eprintln!("explore: putting {} back to the stack file's settings", tuned.join(", "));
+            eprintln!(
+                "explore: putting {} back to the stack file's settings",
+                tuned.join(", ")
+            );
         }
         let project = Project::new(stack.clone(), Arc::new(runtime.clone()));
         let up = UpOptions {
@@ -432,7 +441,11 @@ pub async fn run(cli: &Cli, args: &ExploreArgs) -> Result<u8> {
     if passed < report.runs.len() {
         println!("replay: {}", report.replay);
     }
-    Ok(if passed == report.runs.len() { 0 } else { crate::exit::FAILED })
+    Ok(if passed == report.runs.len() {
+        0
+    } else {
+        crate::exit::FAILED
+    })
 }
 
 #[cfg(test)]
@@ -454,12 +467,45 @@ mod tests {
     #[test]
     fn every_flag_parses() {
         let a = parse(&[
-            "--seed", "42", "--runs", "5", "--duration", "2m", "--clients", "4", "--think", "100ms",
-            "--faults", "kill,pause,http-fault", "--targets", "postgres,product-service",
-            "--fault-count", "9", "--settle", "30s", "--shrink", "--shrink-tries", "3",
-            "--reproduce", "4", "--max-candidates", "20", "--tune", "order-service.SAGA_DEADLINE=15s",
-            "--no-tune", "--keep-tuned", "--report", "r.json", "--junit", "j.xml", "--html", "e.html",
-            "--png", "e.png", "--out", "dir",
+            "--seed",
+            "42",
+            "--runs",
+            "5",
+            "--duration",
+            "2m",
+            "--clients",
+            "4",
+            "--think",
+            "100ms",
+            "--faults",
+            "kill,pause,http-fault",
+            "--targets",
+            "postgres,product-service",
+            "--fault-count",
+            "9",
+            "--settle",
+            "30s",
+            "--shrink",
+            "--shrink-tries",
+            "3",
+            "--reproduce",
+            "4",
+            "--max-candidates",
+            "20",
+            "--tune",
+            "order-service.SAGA_DEADLINE=15s",
+            "--no-tune",
+            "--keep-tuned",
+            "--report",
+            "r.json",
+            "--junit",
+            "j.xml",
+            "--html",
+            "e.html",
+            "--png",
+            "e.png",
+            "--out",
+            "dir",
         ])
         .expect("parses");
         assert_eq!(a.seed, Some(42));
@@ -467,7 +513,11 @@ mod tests {
         assert_eq!(a.duration, Duration::from_secs(120));
         assert_eq!(
             a.faults,
-            Some(KindList(vec![KindName::Kill, KindName::Pause, KindName::HttpFault]))
+            Some(KindList(vec![
+                KindName::Kill,
+                KindName::Pause,
+                KindName::HttpFault
+            ]))
         );
         assert_eq!(a.targets, vec!["postgres", "product-service"]);
         assert_eq!(a.fault_count, Some(9));

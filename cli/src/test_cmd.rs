@@ -169,7 +169,7 @@ pub async fn run(cli: &Cli, args: &TestArgs, progress: &ProgressSink) -> Result<
 
     let mut saved = None;
     if !passed {
-        let explore_report = explored.and_then(|e| e.as_ref().ok());
+        let explore_report = explored.and_then(|e| e.as_ref().ok()).map(|b| &**b);
         match save_artifacts(&args.artifacts, &project, reports, &ledger, explore_report).await {
             Ok(dir) => saved = Some(dir),
             Err(e) => eprintln!("msctl: could not save the artifacts: {e:#}"),
@@ -238,7 +238,7 @@ enum Outcome {
     /// `up` (or the seed after it) failed.
     UpFailed(anyhow::Error),
     /// Scenarios ran; their reports, and the explore run's (`None` when skipped).
-    Ran(Vec<ScenarioReport>, Option<Result<ExploreReport, String>>),
+    Ran(Vec<ScenarioReport>, Option<Result<Box<ExploreReport>, String>>),
     /// Ctrl-C.
     Interrupted,
 }
@@ -298,7 +298,10 @@ async fn body(
     let t = Instant::now();
     let explored = explore(cli, args, stack, project, runtime).await;
     timings.explore = Some(t.elapsed());
-    Outcome::Ran(reports, Some(explored.map_err(|e| format!("{e:#}"))))
+    Outcome::Ran(
+        reports,
+        Some(explored.map(Box::new).map_err(|e| format!("{e:#}"))),
+    )
 }
 
 /// One short seeded explore run, its scenario files next to the artifacts.

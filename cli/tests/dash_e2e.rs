@@ -384,7 +384,10 @@ impl Drop for Isolated {
 #[test]
 fn dash_kill_and_heal_on_an_isolated_project() {
     if Command::new("tmux").arg("-V").output().is_err() {
-        msctl_stack::testing::cannot_run("dash_kill_and_heal_on_an_isolated_project", "tmux is not installed");
+        msctl_stack::testing::cannot_run(
+            "dash_kill_and_heal_on_an_isolated_project",
+            "tmux is not installed",
+        );
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

@@ -271,7 +271,10 @@ fn under_ci_the_end_to_end_test_fails_when_no_engine_is_reachable() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!out.status.success(), "it passed without an engine:\n{text}");
+    assert!(
+        !out.status.success(),
+        "it passed without an engine:\n{text}"
+    );
     assert!(
         text.contains("cannot run under CI: no Docker engine is reachable"),
         "{text}"

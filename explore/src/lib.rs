@@ -127,7 +127,11 @@ impl Progress for Quiet {}
 pub fn default_tuning(stack: &Stack) -> IndexMap<String, IndexMap<String, String>> {
     let mut out = IndexMap::new();
     for c in stack.components.values() {
-        let binary = c.command.as_ref().and_then(|v| v.first()).map(String::as_str);
+        let binary = c
+            .command
+            .as_ref()
+            .and_then(|v| v.first())
+            .map(String::as_str);
         let vars: &[(&str, &str)] = match binary {
             Some("order-service") => &[
                 ("SAGA_DEADLINE", "20s"),
@@ -140,7 +144,9 @@ pub fn default_tuning(stack: &Stack) -> IndexMap<String, IndexMap<String, String
         if !vars.is_empty() {
             out.insert(
                 c.name.clone(),
-                vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                vars.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             );
         }
     }
@@ -210,7 +216,11 @@ impl Explorer {
             // One-shot jobs are done before a run starts: nothing to break.
             .filter(|c| c.restart != msctl_stack::model::RestartPolicy::No || c.health.is_some())
             .map(|c| {
-                let binary = c.command.as_ref().and_then(|v| v.first()).map(String::as_str);
+                let binary = c
+                    .command
+                    .as_ref()
+                    .and_then(|v| v.first())
+                    .map(String::as_str);
                 Component {
                     name: c.name.clone(),
                     replicas: c.replicas,
@@ -278,15 +288,25 @@ impl Explorer {
             self.stack
                 .components
                 .values()
-                .find(|c| c.command.as_ref().and_then(|v| v.first()).map(String::as_str) == Some(binary))
+                .find(|c| {
+                    c.command
+                        .as_ref()
+                        .and_then(|v| v.first())
+                        .map(String::as_str)
+                        == Some(binary)
+                })
                 .and_then(|c| c.environment.get(var).cloned())
         };
         let admin_token = std::env::var("MSCTL_ADMIN_TOKEN")
             .ok()
             .or_else(|| env_of("product-service", "ADMIN_TOKEN"))
             .unwrap_or_else(|| "msctl-admin".into());
-        let jwt = env_of("gateway", "JWT_SECRET")
-            .map(|s| (s, env_of("gateway", "JWT_ISSUER").unwrap_or_else(|| "msctl".into())));
+        let jwt = env_of("gateway", "JWT_SECRET").map(|s| {
+            (
+                s,
+                env_of("gateway", "JWT_ISSUER").unwrap_or_else(|| "msctl".into()),
+            )
+        });
         let gw = |var: &str, default: f64| {
             env_of("gateway", var)
                 .and_then(|v| v.parse().ok())
@@ -337,7 +357,11 @@ impl Explorer {
                 u.kind, u.reason
             ));
         }
-        let runner = Runner::new(self.env.clone(), self.observer.clone(), opts.out_dir.clone());
+        let runner = Runner::new(
+            self.env.clone(),
+            self.observer.clone(),
+            opts.out_dir.clone(),
+        );
         let mut runs = Vec::new();
         let mut plans = Vec::new();
         let total = usize::try_from(opts.runs).unwrap_or(usize::MAX);
@@ -355,7 +379,11 @@ impl Explorer {
         let mut shrink = None;
         if opts.shrink {
             if let Some(i) = first_failed {
-                let checker = runs[i].verdicts.iter().find(|v| !v.passed).map(|v| v.checker.clone());
+                let checker = runs[i]
+                    .verdicts
+                    .iter()
+                    .find(|v| !v.passed)
+                    .map(|v| v.checker.clone());
                 match checker {
                     Some(c) => shrink = Some(self.shrink(&runner, &plans[i], &c, opts).await?),
                     None => self.progress.note(&format!(
@@ -420,7 +448,7 @@ impl Explorer {
         // Phase 1: ddmin over the fault events, the workload cut to just past the last one.
         let events = base.schedule.events.clone();
         let (kept, _) = {
-            let this = &*self;
+            let this = self;
             let base = &base;
             let candidates = &mut candidates;
             shrink::ddmin(events, move |subset| {
@@ -431,8 +459,11 @@ impl Explorer {
                     if n > budget {
                         return false;
                     }
-                    let failed = this.fails(runner, &plan, checker, opts.shrink_tries, n).await;
-                    this.progress.candidate(n, plan.schedule.events.len(), &plan.params(), failed);
+                    let failed = this
+                        .fails(runner, &plan, checker, opts.shrink_tries, n)
+                        .await;
+                    this.progress
+                        .candidate(n, plan.schedule.events.len(), &plan.params(), failed);
                     failed
                 }
             })
@@ -449,8 +480,11 @@ impl Explorer {
             c.schedule.events[i].duration = d / 2;
             let c = compact(&c, c.schedule.events.clone(), tail);
             candidates += 1;
-            let failed = self.fails(runner, &c, checker, opts.shrink_tries, candidates).await;
-            self.progress.candidate(candidates, c.schedule.events.len(), &c.params(), failed);
+            let failed = self
+                .fails(runner, &c, checker, opts.shrink_tries, candidates)
+                .await;
+            self.progress
+                .candidate(candidates, c.schedule.events.len(), &c.params(), failed);
             if failed {
                 best = c;
             }
@@ -459,8 +493,11 @@ impl Explorer {
             let mut c = best.clone();
             c.clients = (c.clients / 2).max(1);
             candidates += 1;
-            let failed = self.fails(runner, &c, checker, opts.shrink_tries, candidates).await;
-            self.progress.candidate(candidates, c.schedule.events.len(), &c.params(), failed);
+            let failed = self
+                .fails(runner, &c, checker, opts.shrink_tries, candidates)
+                .await;
+            self.progress
+                .candidate(candidates, c.schedule.events.len(), &c.params(), failed);
             if !failed {
                 break;
             }
@@ -470,19 +507,33 @@ impl Explorer {
         let file = runner.write(
             &best,
             &label,
-            &format!("Shrunk from {} faults to {}; checker {checker}.", failing.schedule.events.len(), best.schedule.events.len()),
+            &format!(
+                "Shrunk from {} faults to {}; checker {checker}.",
+                failing.schedule.events.len(),
+                best.schedule.events.len()
+            ),
         )?;
         // Reproduction rate of the minimal scenario.
         let mut reproduced = 0;
         for k in 0..opts.reproduction_runs {
-            let out = runner.run(&best, 0, &format!("{label}-repro-{}", k + 1)).await?;
-            let failed = out.report.verdicts.iter().any(|v| v.checker == checker && !v.passed);
+            let out = runner
+                .run(&best, 0, &format!("{label}-repro-{}", k + 1))
+                .await?;
+            let failed = out
+                .report
+                .verdicts
+                .iter()
+                .any(|v| v.checker == checker && !v.passed);
             reproduced += u32::from(failed);
             self.progress.note(&format!(
                 "reproduction {}/{}: {}",
                 k + 1,
                 opts.reproduction_runs,
-                if failed { "failed the checker again" } else { "passed" }
+                if failed {
+                    "failed the checker again"
+                } else {
+                    "passed"
+                }
             ));
         }
         // The written file is the minimal scenario; the repro copies are its runs.
@@ -530,7 +581,11 @@ pub fn replay_command(seed: u64, opts: &ExploreOptions) -> String {
     if !opts.kinds.is_empty() {
         cmd.push_str(&format!(
             " --faults {}",
-            opts.kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")
+            opts.kinds
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(",")
         ));
     }
     if !opts.targets.is_empty() {

@@ -267,7 +267,9 @@ pub fn generate(seed: u64, universe: &Universe, spec: &ScheduleSpec) -> Schedule
             let duration = if kind == KindName::Restart {
                 Duration::ZERO
             } else {
-                Duration::from_millis(rng.range(ms(spec.min_duration), ms(spec.max_duration)) / 100 * 100)
+                Duration::from_millis(
+                    rng.range(ms(spec.min_duration), ms(spec.max_duration)) / 100 * 100,
+                )
             };
             let latest_start = latest_end.saturating_sub(duration);
             if latest_start <= spec.calm {
@@ -319,14 +321,20 @@ fn choose_kind(rng: &mut Rng, universe: &Universe, c: &Component) -> Option<Kind
         }
         x -= w;
     }
-    weights.iter().rev().find(|(_, w)| *w > 0.0).map(|(k, _)| *k)
+    weights
+        .iter()
+        .rev()
+        .find(|(_, w)| *w > 0.0)
+        .map(|(k, _)| *k)
 }
 
 fn target_of(rng: &mut Rng, c: &Component) -> Target {
     if c.replicas > 1 && rng.chance(0.6) {
         Target {
             component: c.name.clone(),
-            selector: Selector::Replica(u32::try_from(rng.range(1, u64::from(c.replicas))).unwrap_or(1)),
+            selector: Selector::Replica(
+                u32::try_from(rng.range(1, u64::from(c.replicas))).unwrap_or(1),
+            ),
         }
     } else {
         Target::all(c.name.clone())
@@ -344,7 +352,12 @@ fn build(
     let target = target_of(rng, c);
     let kind = match kind {
         KindName::Kill => FaultKind::Kill {
-            signal: if rng.chance(0.75) { "SIGKILL" } else { "SIGTERM" }.into(),
+            signal: if rng.chance(0.75) {
+                "SIGKILL"
+            } else {
+                "SIGTERM"
+            }
+            .into(),
         },
         KindName::Stop => FaultKind::Stop,
         KindName::Restart => FaultKind::Restart,
@@ -435,7 +448,12 @@ mod tests {
                 c("rabbitmq", 1, false, &[]),
                 c("registry", 1, true, &[]),
                 c("gateway", 1, true, &[]),
-                c("product-service", 2, true, &["/api/v1/products", "/internal/reservations"]),
+                c(
+                    "product-service",
+                    2,
+                    true,
+                    &["/api/v1/products", "/internal/reservations"],
+                ),
                 c("order-service", 1, true, &["/api/v1/orders"]),
                 c("payment-service", 1, true, &["/internal/payments/charge"]),
             ],
@@ -465,14 +483,26 @@ mod tests {
         let spec = ScheduleSpec::for_window(Duration::from_secs(100));
         for seed in 0..200 {
             let s = generate(seed, &universe(), &spec);
-            assert!(s.events.len() >= 8, "seed {seed}: {} events", s.events.len());
-            let mut touched: Vec<String> = s.events.iter().flat_map(FaultEvent::components).collect();
+            assert!(
+                s.events.len() >= 8,
+                "seed {seed}: {} events",
+                s.events.len()
+            );
+            let mut touched: Vec<String> =
+                s.events.iter().flat_map(FaultEvent::components).collect();
             touched.sort();
             touched.dedup();
             assert!(touched.len() >= 6, "seed {seed}: {touched:?}");
             for e in &s.events {
-                assert!(e.at >= spec.calm && e.end() <= spec.window - spec.tail, "seed {seed}: {}", e.describe());
-                assert!(!matches!(e.kind, FaultKind::Latency { .. } | FaultKind::Loss { .. }));
+                assert!(
+                    e.at >= spec.calm && e.end() <= spec.window - spec.tail,
+                    "seed {seed}: {}",
+                    e.describe()
+                );
+                assert!(!matches!(
+                    e.kind,
+                    FaultKind::Latency { .. } | FaultKind::Loss { .. }
+                ));
                 for o in &s.events {
                     if std::ptr::eq(e, o) {
                         continue;
@@ -480,7 +510,12 @@ mod tests {
                     let overlap = e.at < o.end().max(o.at + Duration::from_secs(5))
                         && o.at < e.end().max(e.at + Duration::from_secs(5));
                     let shared = e.components().iter().any(|c| o.components().contains(c));
-                    assert!(!(overlap && shared), "seed {seed}: {} and {}", e.describe(), o.describe());
+                    assert!(
+                        !(overlap && shared),
+                        "seed {seed}: {} and {}",
+                        e.describe(),
+                        o.describe()
+                    );
                 }
             }
         }
@@ -495,9 +530,14 @@ mod tests {
             for e in generate(seed, &u, &spec).events {
                 match &e.kind {
                     FaultKind::HttpFault(h) => {
-                        let c = u.components.iter().find(|c| c.name == e.targets[0].component);
+                        let c = u
+                            .components
+                            .iter()
+                            .find(|c| c.name == e.targets[0].component);
                         assert!(c.is_some_and(|c| c.http_faults), "{}", e.describe());
-                        assert!(h.error_rate.is_some() || h.status.is_some() || h.delay_ms.is_some());
+                        assert!(
+                            h.error_rate.is_some() || h.status.is_some() || h.delay_ms.is_some()
+                        );
                     }
                     FaultKind::Pause => {}
                     other => panic!("seed {seed}: {other} was not allowed"),

@@ -89,8 +89,7 @@ fn chaos_table(name: &str, e: &FaultEvent) -> String {
         "name = {}, fault = {}, target = {}",
         q(name),
         q(e.kind.name()),
-        q(&e
-            .targets
+        q(&e.targets
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
@@ -104,7 +103,11 @@ fn chaos_table(name: &str, e: &FaultEvent) -> String {
             let _ = write!(
                 t,
                 ", from = {}",
-                q(&from.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+                q(&from
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","))
             );
         }
         FaultKind::Latency {
@@ -150,7 +153,11 @@ fn chaos_table(name: &str, e: &FaultEvent) -> String {
 /// The scenario file of `plan`, named `name`.
 pub fn scenario_toml(name: &str, plan: &Plan, note: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Written by `msctl explore` (seed {}). {note}", plan.seed);
+    let _ = writeln!(
+        out,
+        "# Written by `msctl explore` (seed {}). {note}",
+        plan.seed
+    );
     let _ = writeln!(out, "# Run it again with: msctl scenario run THIS_FILE");
     let _ = writeln!(out, "name = {}", q(name));
     let _ = writeln!(
@@ -193,9 +200,17 @@ pub fn scenario_toml(name: &str, plan: &Plan, note: &str) -> String {
         q(&plan.admin_token)
     );
     if let Some((secret, issuer)) = &plan.jwt {
-        let _ = write!(w, ", jwt_secret = {}, jwt_issuer = {}", q(secret), q(issuer));
+        let _ = write!(
+            w,
+            ", jwt_secret = {}, jwt_issuer = {}",
+            q(secret),
+            q(issuer)
+        );
     }
-    let _ = writeln!(out, "\n[[steps]]\nname = \"workload\"\nworkload = {{ {w} }}");
+    let _ = writeln!(
+        out,
+        "\n[[steps]]\nname = \"workload\"\nworkload = {{ {w} }}"
+    );
     out.push_str("\n[[steps]]\nname = \"heal every fault\"\nheal = \"all\"\n");
     let mut c = format!(
         "settle = {}, admin_token = {}",
@@ -206,7 +221,11 @@ pub fn scenario_toml(name: &str, plan: &Plan, note: &str) -> String {
         let _ = write!(
             c,
             ", only = [{}]",
-            plan.checkers.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
+            plan.checkers
+                .iter()
+                .map(|s| q(s))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     if !plan.budgets.is_empty() {

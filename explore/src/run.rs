@@ -49,19 +49,27 @@ impl Runner {
     }
 
     /// Runs `plan` (written as `label`) and reports it as run `index`.
-    pub async fn run(&self, plan: &Plan, index: usize, label: &str) -> Result<Outcome, ExploreError> {
+    pub async fn run(
+        &self,
+        plan: &Plan,
+        index: usize,
+        label: &str,
+    ) -> Result<Outcome, ExploreError> {
         let path = self.write(plan, label, "")?;
         let scenario = msctl_scenarios::model::load(&path)
             .map_err(|e| ExploreError::Scenario(e.to_string()))?;
-        let engine = Engine::new(self.env.clone(), self.observer.clone())
-            .map_err(ExploreError::Engine)?;
+        let engine =
+            Engine::new(self.env.clone(), self.observer.clone()).map_err(ExploreError::Engine)?;
         let report = engine.run(&scenario, &RunOptions::default()).await;
         engine.close().await;
         // The engine's own report (the whole history included) beside the scenario file:
         // the evidence behind every verdict, request by request.
         let full = path.with_extension("report.json");
-        std::fs::write(&full, msctl_scenarios::report::json(std::slice::from_ref(&report)))
-            .map_err(|e| ExploreError::Io(full.clone(), e))?;
+        std::fs::write(
+            &full,
+            msctl_scenarios::report::json(std::slice::from_ref(&report)),
+        )
+        .map_err(|e| ExploreError::Io(full.clone(), e))?;
         Ok(convert(plan, index, &path, &report))
     }
 }
@@ -113,7 +121,13 @@ pub fn convert(plan: &Plan, index: usize, path: &Path, r: &ScenarioReport) -> Ou
             s.status == Status::Error && s.kind != "heal"
                 || (s.phase == "steady_state.before" && s.status != Status::Passed)
         })
-        .map(|s| format!("step \"{}\": {}", s.name, s.message.clone().unwrap_or_default()));
+        .map(|s| {
+            format!(
+                "step \"{}\": {}",
+                s.name,
+                s.message.clone().unwrap_or_default()
+            )
+        });
     let passed = error.is_none() && !verdicts.is_empty() && verdicts.iter().all(|v| v.passed);
     let report = RunReport {
         index,
@@ -150,7 +164,9 @@ fn summary(h: &History) -> WorkloadSummary {
         ..WorkloadSummary::default()
     };
     for o in &h.ops {
-        *s.by_outcome.entry(o.outcome.word().to_string()).or_default() += 1;
+        *s.by_outcome
+            .entry(o.outcome.word().to_string())
+            .or_default() += 1;
         *s.by_kind.entry(o.kind.name().to_string()).or_default() += 1;
     }
     s
@@ -167,7 +183,12 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 /// Operations per second by outcome, and latency percentiles, by completion second.
 pub fn timeline(h: &History) -> Vec<Bucket> {
     use msctl_scenarios::workload::Outcome as O;
-    let last = h.ops.iter().map(|o| o.complete_ms / 1000).max().unwrap_or(0);
+    let last = h
+        .ops
+        .iter()
+        .map(|o| o.complete_ms / 1000)
+        .max()
+        .unwrap_or(0);
     let mut buckets: Vec<(Bucket, Vec<u64>)> = (0..=last)
         .map(|s| {
             (

@@ -20,15 +20,16 @@ where
     let mut seen: HashMap<Vec<usize>, bool> = HashMap::new();
     // Work on indices so subsets can be remembered.
     let mut current: Vec<usize> = (0..items.len()).collect();
-    let mut test = async |idx: Vec<usize>, tests: &mut u32, seen: &mut HashMap<Vec<usize>, bool>| {
-        if let Some(r) = seen.get(&idx) {
-            return (idx, *r);
-        }
-        *tests += 1;
-        let subset: Vec<T> = idx.iter().map(|&i| items[i].clone()).collect();
-        let r = fails(subset).await;
-        (idx, r)
-    };
+    let mut test =
+        async |idx: Vec<usize>, tests: &mut u32, seen: &mut HashMap<Vec<usize>, bool>| {
+            if let Some(r) = seen.get(&idx) {
+                return (idx, *r);
+            }
+            *tests += 1;
+            let subset: Vec<T> = idx.iter().map(|&i| items[i].clone()).collect();
+            let r = fails(subset).await;
+            (idx, r)
+        };
     let (idx, r) = test(Vec::new(), &mut tests, &mut seen).await;
     seen.insert(idx, r);
     if r {
@@ -50,7 +51,8 @@ where
         }
         if !reduced && n > 2 {
             for c in &chunks {
-                let complement: Vec<usize> = current.iter().copied().filter(|i| !c.contains(i)).collect();
+                let complement: Vec<usize> =
+                    current.iter().copied().filter(|i| !c.contains(i)).collect();
                 let (idx, r) = test(complement.clone(), &mut tests, &mut seen).await;
                 seen.insert(idx, r);
                 if r {

@@ -31,9 +31,9 @@ use crate::model::{
     Step,
 };
 use crate::report::{phase_label, FaultTimeline, ScenarioReport, Status, StepReport};
-use crate::workload::History;
 use crate::sql::{redact, Databases};
 use crate::template::{self, Reference};
+use crate::workload::History;
 
 /// Live notifications for the command line (lines, progress bars).
 pub trait Observer: Send + Sync {
@@ -122,7 +122,12 @@ impl FaultBook {
                 e.iter()
                     .filter_map(|(name, f)| {
                         let applied = f.applied_at?;
-                        Some(crate::checks::FaultSpan::new(name, &f.spec, ms(applied), f.healed_at.map(ms)))
+                        Some(crate::checks::FaultSpan::new(
+                            name,
+                            &f.spec,
+                            ms(applied),
+                            f.healed_at.map(ms),
+                        ))
                     })
                     .collect()
             })
@@ -960,9 +965,9 @@ impl Engine {
                     ts.iter()
                         .map(|t| t.render(&resolve))
                         .find_map(|r| match r {
-                            Ok(needle) if body.contains(&needle) => Some(Err(format!(
-                                "expected the body not to contain {needle:?}"
-                            ))),
+                            Ok(needle) if body.contains(&needle) => {
+                                Some(Err(format!("expected the body not to contain {needle:?}")))
+                            }
                             Ok(_) => None,
                             Err(e) => Some(Err(e)),
                         })
@@ -1162,14 +1167,8 @@ impl Engine {
             );
         };
         let faults = st.faults.spans(start);
-        let (verdicts, attempts, settled) = crate::checks::judge(
-            self.env.as_ref(),
-            &self.databases,
-            &history,
-            &faults,
-            spec,
-        )
-        .await;
+        let (verdicts, attempts, settled) =
+            crate::checks::judge(self.env.as_ref(), &self.databases, &history, &faults, spec).await;
         let failed: Vec<&crate::checks::Verdict> = verdicts.iter().filter(|v| !v.passed).collect();
         let details = json!({"verdicts": verdicts, "settle_s": settled.as_secs_f64()});
         if failed.is_empty() {
@@ -1182,7 +1181,13 @@ impl Engine {
                         "checker {} failed ({}): {}",
                         v.checker,
                         v.invariant,
-                        v.evidence.iter().skip(1).take(3).cloned().collect::<Vec<_>>().join("; ")
+                        v.evidence
+                            .iter()
+                            .skip(1)
+                            .take(3)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     )
                 })
                 .collect::<Vec<_>>()
@@ -1190,7 +1195,6 @@ impl Engine {
             (Status::Failed, Some(message), Some(details), attempts)
         }
     }
-
 
     async fn load(
         &self,

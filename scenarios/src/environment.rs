@@ -196,7 +196,11 @@ impl Environment for StackEnvironment {
             else {
                 continue;
             };
-            if let Some(p) = row.ports.iter().find(|p| p.container == m.port && p.host != 0) {
+            if let Some(p) = row
+                .ports
+                .iter()
+                .find(|p| p.container == m.port && p.host != 0)
+            {
                 metrics.push(MetricsTarget {
                     instance: format!("{}#{}", row.component, row.replica),
                     component: row.component.clone(),
@@ -310,9 +314,9 @@ impl Environment for StackEnvironment {
             .components
             .iter()
             .filter(|(_, actions)| {
-                actions.iter().any(|a| {
-                    !matches!(a, msctl_stack::orchestrator::Action::Keep { .. })
-                })
+                actions
+                    .iter()
+                    .any(|a| !matches!(a, msctl_stack::orchestrator::Action::Keep { .. }))
             })
             .map(|(c, _)| c.clone())
             .collect())

@@ -995,10 +995,7 @@ fn step(
                     OneOrMany::One(s) => vec![s.clone()],
                     OneOrMany::Many(v) => v.clone(),
                 };
-                let ts: Vec<Template> = needles
-                    .iter()
-                    .map(|n| cx.template(n, b.span()))
-                    .collect();
+                let ts: Vec<Template> = needles.iter().map(|n| cx.template(n, b.span())).collect();
                 for t in &ts {
                     refs.extend(t.placeholders().map(String::from));
                 }

@@ -42,7 +42,10 @@ async fn offline_base_and_infrastructure_recipes_build() {
     let docker = match msctl_stack::engine::connect().await {
         Ok(docker) => docker,
         Err(e) => {
-            msctl_stack::testing::cannot_run("offline_base_and_infrastructure_recipes_build", &e.to_string());
+            msctl_stack::testing::cannot_run(
+                "offline_base_and_infrastructure_recipes_build",
+                &e.to_string(),
+            );
             return;
         }
     };
@@ -101,7 +104,10 @@ async fn failing_recipe_reports_the_build_output() {
     let docker = match msctl_stack::engine::connect().await {
         Ok(docker) => docker,
         Err(e) => {
-            msctl_stack::testing::cannot_run("failing_recipe_reports_the_build_output", &e.to_string());
+            msctl_stack::testing::cannot_run(
+                "failing_recipe_reports_the_build_output",
+                &e.to_string(),
+            );
             return;
         }
     };
@@ -137,7 +143,10 @@ async fn binaries_are_packed_into_an_image_on_the_base() {
     let docker = match msctl_stack::engine::connect().await {
         Ok(docker) => docker,
         Err(e) => {
-            msctl_stack::testing::cannot_run("binaries_are_packed_into_an_image_on_the_base", &e.to_string());
+            msctl_stack::testing::cannot_run(
+                "binaries_are_packed_into_an_image_on_the_base",
+                &e.to_string(),
+            );
             return;
         }
     };
@@ -286,7 +295,10 @@ async fn unreachable_mirror_fails_with_the_mirror_named() {
     let docker = match msctl_stack::engine::connect().await {
         Ok(docker) => docker,
         Err(e) => {
-            msctl_stack::testing::cannot_run("unreachable_mirror_fails_with_the_mirror_named", &e.to_string());
+            msctl_stack::testing::cannot_run(
+                "unreachable_mirror_fails_with_the_mirror_named",
+                &e.to_string(),
+            );
             return;
         }
     };

@@ -110,7 +110,9 @@ pub fn retry_budget(ev: &Evidence<'_>) -> Verdict {
             }
         }
         if total_retries > 0.0 {
-            examined.push(format!("{instance}: {total_retries:.0} retries for {total_first:.0} requests"));
+            examined.push(format!(
+                "{instance}: {total_retries:.0} retries for {total_first:.0} requests"
+            ));
         }
         // Samples of two counters are read in one scrape but not in one instant: a retry
         // or two may be counted before its original. Beyond that, nothing paid for it.

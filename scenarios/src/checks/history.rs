@@ -118,17 +118,26 @@ pub fn idempotency_key(ev: &Evidence<'_>) -> Verdict {
     let mut rows: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
     for o in &ev.facts.orders {
         if let Some(k) = &o.key {
-            rows.entry((o.user_id.as_str(), k.as_str())).or_default().push(&o.id);
+            rows.entry((o.user_id.as_str(), k.as_str()))
+                .or_default()
+                .push(&o.id);
         }
     }
     for ((user, key), ids) in &rows {
         if ids.len() > 1 {
-            v.push(format!("user {user} key {key:?}: {} orders ({})", ids.len(), ids.join(", ")));
+            v.push(format!(
+                "user {user} key {key:?}: {} orders ({})",
+                ids.len(),
+                ids.join(", ")
+            ));
         }
     }
     let mut answers: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
     for (op, id) in ev.history.acknowledged() {
-        if let (Some(u), Some(k)) = (op.user_id.as_deref(), op.order.as_ref().and_then(|o| o.key.as_deref())) {
+        if let (Some(u), Some(k)) = (
+            op.user_id.as_deref(),
+            op.order.as_ref().and_then(|o| o.key.as_deref()),
+        ) {
             answers.entry((u, k)).or_default().insert(id);
         }
     }
@@ -149,7 +158,10 @@ pub fn idempotency_key(ev: &Evidence<'_>) -> Verdict {
     Verdict::from_violations(
         "idempotency-key",
         "one Idempotency-Key never yields two orders",
-        format!("{} keys, {retried} POSTs retried with their key", rows.len()),
+        format!(
+            "{} keys, {retried} POSTs retried with their key",
+            rows.len()
+        ),
         v,
     )
 }
@@ -180,8 +192,13 @@ pub fn stock_never_negative(ev: &Evidence<'_>) -> Verdict {
 }
 
 fn redis_faulted(ev: &Evidence<'_>, a: u64, b: u64) -> bool {
-    let (a, b) = (i64::try_from(a).unwrap_or(i64::MAX), i64::try_from(b).unwrap_or(i64::MAX));
-    ev.faults.iter().any(|f| f.touches("redis") && f.overlaps(a, b))
+    let (a, b) = (
+        i64::try_from(a).unwrap_or(i64::MAX),
+        i64::try_from(b).unwrap_or(i64::MAX),
+    );
+    ev.faults
+        .iter()
+        .any(|f| f.touches("redis") && f.overlaps(a, b))
 }
 
 /// A logged-out token is refused on the paths that promise it. While Redis is faulted,
@@ -197,7 +214,12 @@ pub fn revoked_token_refused(ev: &Evidence<'_>) -> Verdict {
             continue;
         };
         let path = p.request.split_whitespace().nth(1).unwrap_or("");
-        if !ev.spec.revocation_paths.iter().any(|r| path.starts_with(r.as_str())) {
+        if !ev
+            .spec
+            .revocation_paths
+            .iter()
+            .any(|r| path.starts_with(r.as_str()))
+        {
             let e = unenforced.entry(p.request.clone()).or_default();
             e.0 += 1;
             e.1 += usize::from(p.accepted);

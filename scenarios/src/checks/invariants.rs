@@ -147,8 +147,19 @@ pub fn one_capture_per_confirmed(ev: &Evidence<'_>) -> Verdict {
     if !v.is_empty() {
         return unread("one-capture-per-confirmed", v);
     }
-    let captures = count(ev.facts.ledger.iter().filter(|l| l.kind == "capture").map(|l| l.order_id.as_str()));
-    let confirmed: Vec<_> = ev.facts.orders.iter().filter(|o| o.status == "confirmed").collect();
+    let captures = count(
+        ev.facts
+            .ledger
+            .iter()
+            .filter(|l| l.kind == "capture")
+            .map(|l| l.order_id.as_str()),
+    );
+    let confirmed: Vec<_> = ev
+        .facts
+        .orders
+        .iter()
+        .filter(|o| o.status == "confirmed")
+        .collect();
     for o in &confirmed {
         let n = captures.get(o.id.as_str()).copied().unwrap_or(0);
         let status = ev
@@ -159,7 +170,10 @@ pub fn one_capture_per_confirmed(ev: &Evidence<'_>) -> Verdict {
             .map(|p| p.status.as_str())
             .unwrap_or("none");
         if n != 1 || status != "captured" {
-            v.push(format!("confirmed order {}: {n} capture(s), payment {status}", o.id));
+            v.push(format!(
+                "confirmed order {}: {n} capture(s), payment {status}",
+                o.id
+            ));
         }
     }
     Verdict::from_violations(
@@ -176,7 +190,12 @@ pub fn cancelled_refunded(ev: &Evidence<'_>) -> Verdict {
     if !v.is_empty() {
         return unread("cancelled-refunded", v);
     }
-    let cancelled: Vec<_> = ev.facts.orders.iter().filter(|o| o.status == "cancelled").collect();
+    let cancelled: Vec<_> = ev
+        .facts
+        .orders
+        .iter()
+        .filter(|o| o.status == "cancelled")
+        .collect();
     let mut charged = 0;
     for o in &cancelled {
         let kinds: Vec<&str> = ev
@@ -208,7 +227,10 @@ pub fn cancelled_refunded(ev: &Evidence<'_>) -> Verdict {
     Verdict::from_violations(
         "cancelled-refunded",
         "every cancellation after a charge is refunded",
-        format!("{} cancelled orders, {charged} of them charged", cancelled.len()),
+        format!(
+            "{} cancelled orders, {charged} of them charged",
+            cancelled.len()
+        ),
         v,
     )
 }
@@ -219,7 +241,12 @@ pub fn no_double_charge(ev: &Evidence<'_>) -> Verdict {
     if !v.is_empty() {
         return unread("no-double-charge", v);
     }
-    let by = count(ev.facts.ledger.iter().map(|l| (l.order_id.as_str(), l.kind.as_str())));
+    let by = count(
+        ev.facts
+            .ledger
+            .iter()
+            .map(|l| (l.order_id.as_str(), l.kind.as_str())),
+    );
     for ((order, kind), n) in &by {
         if *n > 1 {
             v.push(format!("order {order}: {n} {kind} rows"));
@@ -281,7 +308,10 @@ pub fn no_event_lost(ev: &Evidence<'_>) -> Verdict {
     for e in &ev.facts.outbox {
         if !e.published {
             unpublished += 1;
-            v.push(format!("event {} ({} of order {}) is still in the outbox", e.event_id, e.event_type, e.order_id));
+            v.push(format!(
+                "event {} ({} of order {}) is still in the outbox",
+                e.event_id, e.event_type, e.order_id
+            ));
         } else if !delivered.contains(e.event_id.as_str()) {
             v.push(format!(
                 "event {} ({} of order {}) was published but never delivered",
@@ -297,11 +327,17 @@ pub fn no_event_lost(ev: &Evidence<'_>) -> Verdict {
         .collect();
     for o in &ev.facts.orders {
         if !kinds.contains(&(o.id.as_str(), "order.created")) {
-            v.push(format!("order {}: no order.created event was written", o.id));
+            v.push(format!(
+                "order {}: no order.created event was written",
+                o.id
+            ));
         }
         let terminal = format!("order.{}", o.status);
         if o.status != "pending" && !kinds.contains(&(o.id.as_str(), terminal.as_str())) {
-            v.push(format!("order {} is {} but no {terminal} event was written", o.id, o.status));
+            v.push(format!(
+                "order {} is {} but no {terminal} event was written",
+                o.id, o.status
+            ));
         }
     }
     Verdict::from_violations(

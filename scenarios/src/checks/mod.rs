@@ -85,7 +85,12 @@ pub struct FaultSpan {
 
 impl FaultSpan {
     /// The span of an applied fault.
-    pub fn new(name: &str, spec: &msctl_chaos::FaultSpec, from_ms: i64, to_ms: Option<i64>) -> Self {
+    pub fn new(
+        name: &str,
+        spec: &msctl_chaos::FaultSpec,
+        from_ms: i64,
+        to_ms: Option<i64>,
+    ) -> Self {
         use msctl_chaos::{FaultKind, Selector};
         let targets = spec
             .targets
@@ -188,10 +193,16 @@ pub const CHECKERS: [(&str, Checker); 18] = [
     ("terminal-orders", invariants::terminal_orders),
     ("stock-conservation", invariants::stock_conservation),
     ("money-balance", invariants::money_balance),
-    ("one-capture-per-confirmed", invariants::one_capture_per_confirmed),
+    (
+        "one-capture-per-confirmed",
+        invariants::one_capture_per_confirmed,
+    ),
     ("cancelled-refunded", invariants::cancelled_refunded),
     ("no-double-charge", invariants::no_double_charge),
-    ("one-confirmed-notification", invariants::one_confirmed_notification),
+    (
+        "one-confirmed-notification",
+        invariants::one_confirmed_notification,
+    ),
     ("no-event-lost", invariants::no_event_lost),
     ("acknowledged-orders", history::acknowledged_orders),
     ("post-at-most-once", history::post_at_most_once),

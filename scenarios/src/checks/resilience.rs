@@ -47,7 +47,10 @@ fn lone_replica_windows<'a>(
 ) -> Vec<(i64, i64, &'a FaultSpan)> {
     let on_path: Vec<&FaultSpan> = faults
         .iter()
-        .filter(|f| f.targets.iter().any(|(c, _)| path.contains(c)) || f.from.iter().any(|c| path.contains(c)))
+        .filter(|f| {
+            f.targets.iter().any(|(c, _)| path.contains(c))
+                || f.from.iter().any(|c| path.contains(c))
+        })
         .collect();
     let mut cuts: Vec<i64> = vec![0, end_ms];
     for f in &on_path {

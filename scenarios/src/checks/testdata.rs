@@ -3,7 +3,9 @@
 //! payments, probes, metrics), which every checker passes, and one test per checker that
 //! breaks exactly what it guards and sees it fail.
 
-use super::facts::{EventRow, LedgerRow, OrderRow, PaymentRow, ProductRow, ReservationRow, UpstreamRow};
+use super::facts::{
+    EventRow, LedgerRow, OrderRow, PaymentRow, ProductRow, ReservationRow, UpstreamRow,
+};
 use super::*;
 use crate::workload::history::{
     Line, MetricsSample, Op, OpKind, OrderAttempt, Outcome, Probe, ProbeToken, ProductRecord,
@@ -31,7 +33,13 @@ fn op(index: usize, kind: OpKind, at: u64, outcome: Outcome, status: Option<u16>
 }
 
 fn order_op(index: usize, at: u64, key: Option<&str>, outcome: Outcome, id: Option<&str>) -> Op {
-    let mut o = op(index, OpKind::PlaceOrder, at, outcome, Some(if outcome == Outcome::Ok { 202 } else { 504 }));
+    let mut o = op(
+        index,
+        OpKind::PlaceOrder,
+        at,
+        outcome,
+        Some(if outcome == Outcome::Ok { 202 } else { 504 }),
+    );
     o.order = Some(OrderAttempt {
         key: key.map(String::from),
         lines: vec![Line {
@@ -46,7 +54,13 @@ fn order_op(index: usize, at: u64, key: Option<&str>, outcome: Outcome, id: Opti
 }
 
 fn probe(index: usize, at: u64, token: ProbeToken, path: &str, accepted: bool) -> Op {
-    let mut o = op(index, OpKind::AuthProbe, at, if accepted { Outcome::Ok } else { Outcome::Fail }, Some(if accepted { 200 } else { 401 }));
+    let mut o = op(
+        index,
+        OpKind::AuthProbe,
+        at,
+        if accepted { Outcome::Ok } else { Outcome::Fail },
+        Some(if accepted { 200 } else { 401 }),
+    );
     o.probe = Some(Probe {
         token,
         request: format!("GET {path}"),
@@ -55,7 +69,14 @@ fn probe(index: usize, at: u64, token: ProbeToken, path: &str, accepted: bool) -
     o
 }
 
-fn metrics(t_ms: u64, instance: &str, component: &str, attempts: f64, retries: f64, posts: f64) -> MetricsSample {
+fn metrics(
+    t_ms: u64,
+    instance: &str,
+    component: &str,
+    attempts: f64,
+    retries: f64,
+    posts: f64,
+) -> MetricsSample {
     MetricsSample {
         t_ms,
         instance: instance.into(),
@@ -148,7 +169,11 @@ fn event(id: &str, kind: &str, order: &str) -> EventRow {
 /// The rows of the clean run: o1 confirmed, o2 cancelled after a refund, o3 confirmed.
 pub(crate) fn facts() -> Facts {
     let mut outbox = Vec::new();
-    for (o, end) in [("o1", "order.confirmed"), ("o2", "order.cancelled"), ("o3", "order.confirmed")] {
+    for (o, end) in [
+        ("o1", "order.confirmed"),
+        ("o2", "order.cancelled"),
+        ("o3", "order.confirmed"),
+    ] {
         outbox.push(event(&format!("{o}-c"), "order.created", o));
         outbox.push(event(&format!("{o}-e"), end, o));
     }
@@ -233,8 +258,16 @@ pub(crate) fn facts() -> Facts {
                 quantity: 1,
             },
         ],
-        registered: [("gateway".to_string(), 1), ("product-service".to_string(), 2)].into(),
-        running: [("gateway".to_string(), 1), ("product-service".to_string(), 2)].into(),
+        registered: [
+            ("gateway".to_string(), 1),
+            ("product-service".to_string(), 2),
+        ]
+        .into(),
+        running: [
+            ("gateway".to_string(), 1),
+            ("product-service".to_string(), 2),
+        ]
+        .into(),
         upstreams: vec![UpstreamRow {
             service: "product-service".into(),
             instance: "product-1".into(),
@@ -300,13 +333,20 @@ fn lost_or_unmatched_stock_fails_stock_conservation() {
     let mut f = facts();
     f.products[0].sold = 3;
     f.products[0].available = 97;
-    fails("stock-conservation", &history(), &f, &[], "its reservations say");
+    fails(
+        "stock-conservation",
+        &history(),
+        &f,
+        &[],
+        "its reservations say",
+    );
 }
 
 #[test]
 fn money_kept_for_a_cancelled_order_fails_money_balance_and_cancelled_refunded() {
     let mut f = facts();
-    f.ledger.retain(|l| !(l.order_id == "o2" && l.kind == "refund"));
+    f.ledger
+        .retain(|l| !(l.order_id == "o2" && l.kind == "refund"));
     f.payments[1].status = "captured".into();
     fails("money-balance", &history(), &f, &[], "o2");
     fails("cancelled-refunded", &history(), &f, &[], "o2");
@@ -337,7 +377,8 @@ fn a_missing_or_duplicate_notification_fails_one_confirmed_notification() {
     f.notifications.retain(|n| n.event_id != "o1-e");
     fails("one-confirmed-notification", &history(), &f, &[], "o1");
     let mut f = facts();
-    f.notifications.push(event("o3-dup", "order.confirmed", "o3"));
+    f.notifications
+        .push(event("o3-dup", "order.confirmed", "o3"));
     fails("one-confirmed-notification", &history(), &f, &[], "o3");
 }
 
@@ -365,7 +406,13 @@ fn two_orders_from_keyless_posts_beyond_what_was_sent_fail_post_at_most_once() {
     f.orders.push(order("o4", "confirmed", 0, None));
     passes("post-at-most-once", &history(), &f);
     f.orders.push(order("o5", "confirmed", 0, None));
-    fails("post-at-most-once", &history(), &f, &[], "3 orders without a key");
+    fails(
+        "post-at-most-once",
+        &history(),
+        &f,
+        &[],
+        "3 orders without a key",
+    );
 }
 
 #[test]
@@ -395,14 +442,22 @@ fn a_negative_sample_fails_stock_never_negative() {
 fn retries_beyond_the_budget_fail_retry_budget() {
     let mut h = history();
     // 40 originals earn 8 retries, the reserve pays 10 + 10/s: 300 retries in 2 s cannot be paid.
-    h.metrics.push(metrics(12_000, "gateway#1", "gateway", 440.0, 305.0, 5.0));
+    h.metrics
+        .push(metrics(12_000, "gateway#1", "gateway", 440.0, 305.0, 5.0));
     fails("retry-budget", &h, &facts(), &[], "gateway#1");
 }
 
 #[test]
 fn order_service_serving_more_posts_than_the_gateway_received_fails_no_post_retries() {
     let mut h = history();
-    h.metrics.push(metrics(20_000, "order-service#1", "order-service", 40.0, 2.0, 25.0));
+    h.metrics.push(metrics(
+        20_000,
+        "order-service#1",
+        "order-service",
+        40.0,
+        2.0,
+        25.0,
+    ));
     fails("no-post-retries", &h, &facts(), &[], "more than once");
 }
 
@@ -410,7 +465,13 @@ fn order_service_serving_more_posts_than_the_gateway_received_fails_no_post_retr
 fn errors_while_one_replica_of_two_is_down_fail_replica_fault_masked() {
     let mut h = history();
     for i in 0..10 {
-        let mut o = op(20 + i, OpKind::Browse, 11_000 + i as u64 * 100, Outcome::Info, Some(502));
+        let mut o = op(
+            20 + i,
+            OpKind::Browse,
+            11_000 + i as u64 * 100,
+            Outcome::Info,
+            Some(502),
+        );
         o.error = Some("upstream_error".into());
         h.ops.push(o);
     }
@@ -423,7 +484,13 @@ fn errors_while_one_replica_of_two_is_down_fail_replica_fault_masked() {
         to_ms: Some(15_000),
         maskable: true,
     };
-    fails("replica-fault-masked", &h, &facts(), std::slice::from_ref(&fault), "product-service");
+    fails(
+        "replica-fault-masked",
+        &h,
+        &facts(),
+        std::slice::from_ref(&fault),
+        "product-service",
+    );
     // The same errors while the whole service is down are not the balancer's to mask.
     let mut all = fault.clone();
     all.targets = vec![("product-service".into(), None)];
@@ -443,7 +510,13 @@ fn errors_while_one_replica_of_two_is_down_fail_replica_fault_masked() {
 fn an_instance_missing_or_a_breaker_still_open_fails_instances_rejoin() {
     let mut f = facts();
     f.registered.insert("product-service".into(), 1);
-    fails("instances-rejoin", &history(), &f, &[], "2 replicas running, 1 registered");
+    fails(
+        "instances-rejoin",
+        &history(),
+        &f,
+        &[],
+        "2 replicas running, 1 registered",
+    );
     let mut f = facts();
     f.upstreams[0].breaker = "open".into();
     fails("instances-rejoin", &history(), &f, &[], "breaker open");
@@ -451,14 +524,24 @@ fn an_instance_missing_or_a_breaker_still_open_fails_instances_rejoin() {
     let mut f = facts();
     f.upstreams[0].breaker = "half_open".into();
     let v = verdict("instances-rejoin", &history(), &f, &[]);
-    assert!(v.passed && v.evidence.iter().any(|e| e.contains("half-open")), "{:?}", v.evidence);
+    assert!(
+        v.passed && v.evidence.iter().any(|e| e.contains("half-open")),
+        "{:?}",
+        v.evidence
+    );
 }
 
 #[test]
 fn an_accepted_logged_out_token_fails_unless_redis_was_faulted_then() {
     let mut h = history();
     h.ops[8] = probe(8, 20_000, ProbeToken::Revoked, "/api/v1/users/me", true);
-    fails("revoked-token-refused", &h, &facts(), &[], "logged-out token");
+    fails(
+        "revoked-token-refused",
+        &h,
+        &facts(),
+        &[],
+        "logged-out token",
+    );
     let redis = FaultSpan {
         name: "f1".into(),
         kind: "pause".into(),
@@ -490,12 +573,16 @@ fn a_database_that_could_not_be_read_fails_without_made_up_violations() {
     let v = verdict("stock-conservation", &history(), &f, &[]);
     assert!(!v.passed);
     assert!(
-        v.evidence.iter().any(|e| e.contains("could not read product-service")),
+        v.evidence
+            .iter()
+            .any(|e| e.contains("could not read product-service")),
         "{:?}",
         v.evidence
     );
     assert!(
-        !v.evidence.iter().any(|e| e.contains("its reservations say")),
+        !v.evidence
+            .iter()
+            .any(|e| e.contains("its reservations say")),
         "{:?}",
         v.evidence
     );

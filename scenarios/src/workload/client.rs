@@ -60,9 +60,7 @@ pub fn classify(status: Option<u16>, code: Option<&str>, connect_refused: bool) 
     match status {
         Some(s) if (200..300).contains(&s) => Outcome::Ok,
         Some(s) if (400..500).contains(&s) => Outcome::Fail,
-        Some(503) if matches!(code, Some("no_instances" | "upstream_unavailable")) => {
-            Outcome::Fail
-        }
+        Some(503) if matches!(code, Some("no_instances" | "upstream_unavailable")) => Outcome::Fail,
         Some(_) => Outcome::Info,
         None if connect_refused => Outcome::Fail,
         None => Outcome::Info,
@@ -195,7 +193,15 @@ impl Client {
         if self.user_id.is_none() {
             let body = json!({"email": self.email, "password": self.password, "name": format!("client {}", self.n)});
             let a = self
-                .call(OpKind::Register, reqwest::Method::POST, "/api/v1/users/register", None, None, Some(&body), None)
+                .call(
+                    OpKind::Register,
+                    reqwest::Method::POST,
+                    "/api/v1/users/register",
+                    None,
+                    None,
+                    Some(&body),
+                    None,
+                )
                 .await;
             // 409: an earlier, ambiguous attempt did register; logging in will tell.
             if a.outcome != Outcome::Ok && a.status != Some(409) {
@@ -205,10 +211,22 @@ impl Client {
         }
         let body = json!({"email": self.email, "password": self.password});
         let a = self
-            .call(OpKind::Login, reqwest::Method::POST, "/api/v1/users/login", None, None, Some(&body), None)
+            .call(
+                OpKind::Login,
+                reqwest::Method::POST,
+                "/api/v1/users/login",
+                None,
+                None,
+                Some(&body),
+                None,
+            )
             .await;
         if a.outcome == Outcome::Ok {
-            self.token = a.body.get("token").and_then(Value::as_str).map(String::from);
+            self.token = a
+                .body
+                .get("token")
+                .and_then(Value::as_str)
+                .map(String::from);
             if let Some(id) = a.body.get("user_id").and_then(Value::as_str) {
                 self.user_id = Some(id.to_string());
                 if let Some(last) = self.ops.last_mut() {
@@ -227,8 +245,16 @@ impl Client {
 
     async fn simple(&mut self, kind: OpKind, path: &str) {
         let token = self.token.clone();
-        self.call(kind, reqwest::Method::GET, path, token.as_deref(), None, None, None)
-            .await;
+        self.call(
+            kind,
+            reqwest::Method::GET,
+            path,
+            token.as_deref(),
+            None,
+            None,
+            None,
+        )
+        .await;
     }
 
     fn order_lines(&mut self) -> Vec<Line> {
@@ -352,14 +378,24 @@ impl Client {
             return;
         };
         let a = self
-            .call(OpKind::Logout, reqwest::Method::POST, "/api/v1/users/logout", Some(&old), None, None, None)
+            .call(
+                OpKind::Logout,
+                reqwest::Method::POST,
+                "/api/v1/users/logout",
+                Some(&old),
+                None,
+                None,
+                None,
+            )
             .await;
         if a.outcome != Outcome::Ok {
             return;
         }
         self.token = None;
-        self.probe(ProbeToken::Revoked, &old, "/api/v1/users/me").await;
-        self.probe(ProbeToken::Revoked, &old, "/api/v1/orders").await;
+        self.probe(ProbeToken::Revoked, &old, "/api/v1/users/me")
+            .await;
+        self.probe(ProbeToken::Revoked, &old, "/api/v1/orders")
+            .await;
     }
 
     async fn expired_probe(&mut self) {
@@ -387,12 +423,21 @@ impl Client {
             return;
         };
         self.seq += 1;
-        self.probe(ProbeToken::Expired, &token, "/api/v1/orders").await;
+        self.probe(ProbeToken::Expired, &token, "/api/v1/orders")
+            .await;
     }
 
     async fn probe(&mut self, token_kind: ProbeToken, token: &str, path: &str) {
         let a = self
-            .call(OpKind::AuthProbe, reqwest::Method::GET, path, Some(token), None, None, None)
+            .call(
+                OpKind::AuthProbe,
+                reqwest::Method::GET,
+                path,
+                Some(token),
+                None,
+                None,
+                None,
+            )
             .await;
         if let Some(last) = self.ops.last_mut() {
             let accepted = a.status.is_some_and(|s| (200..300).contains(&s));
@@ -534,12 +579,27 @@ mod tests {
     #[test]
     fn outcomes_are_definite_only_when_nothing_can_have_happened() {
         assert_eq!(classify(Some(202), None, false), Outcome::Ok);
-        assert_eq!(classify(Some(401), Some("unauthorized"), false), Outcome::Fail);
-        assert_eq!(classify(Some(503), Some("no_instances"), false), Outcome::Fail);
-        assert_eq!(classify(Some(503), Some("upstream_unavailable"), false), Outcome::Fail);
+        assert_eq!(
+            classify(Some(401), Some("unauthorized"), false),
+            Outcome::Fail
+        );
+        assert_eq!(
+            classify(Some(503), Some("no_instances"), false),
+            Outcome::Fail
+        );
+        assert_eq!(
+            classify(Some(503), Some("upstream_unavailable"), false),
+            Outcome::Fail
+        );
         // An upstream's own 503 (its database is down) may come after a commit.
-        assert_eq!(classify(Some(503), Some("database_unavailable"), false), Outcome::Info);
-        assert_eq!(classify(Some(504), Some("upstream_timeout"), false), Outcome::Info);
+        assert_eq!(
+            classify(Some(503), Some("database_unavailable"), false),
+            Outcome::Info
+        );
+        assert_eq!(
+            classify(Some(504), Some("upstream_timeout"), false),
+            Outcome::Info
+        );
         assert_eq!(classify(Some(502), None, false), Outcome::Info);
         assert_eq!(classify(None, None, true), Outcome::Fail);
         assert_eq!(classify(None, None, false), Outcome::Info);

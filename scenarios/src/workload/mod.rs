@@ -360,7 +360,11 @@ async fn sample_stock(
                 samples.push(StockSample {
                     t_ms: ms_since(started),
                     negative,
-                    min_available: if min_available == i64::MAX { 0 } else { min_available },
+                    min_available: if min_available == i64::MAX {
+                        0
+                    } else {
+                        min_available
+                    },
                 });
             }
             // Expected while Postgres is faulted; counted, not fatal.
