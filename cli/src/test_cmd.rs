@@ -238,7 +238,10 @@ enum Outcome {
     /// `up` (or the seed after it) failed.
     UpFailed(anyhow::Error),
     /// Scenarios ran; their reports, and the explore run's (`None` when skipped).
-    Ran(Vec<ScenarioReport>, Option<Result<Box<ExploreReport>, String>>),
+    Ran(
+        Vec<ScenarioReport>,
+        Option<Result<Box<ExploreReport>, String>>,
+    ),
     /// Ctrl-C.
     Interrupted,
 }
