@@ -518,10 +518,40 @@ impl Chaos {
         }
     }
 
+    /// A signal other than SIGKILL may leave the process shutting down gracefully for a
+    /// while; starting the container then does nothing, and it exits afterwards for good.
+    /// Wait (up to its stop grace and a little more) for it to exit; past that, finish what
+    /// the fault began with SIGKILL.
+    async fn await_exit(&self, container: &Victim) -> Result<(), ChaosError> {
+        let grace = self
+            .stack
+            .components
+            .get(&container.component)
+            .map_or(Duration::from_secs(10), |c| c.stop_timeout);
+        let deadline = Instant::now() + grace + Duration::from_secs(5);
+        loop {
+            let info = match self.engine.inspect(&container.id).await {
+                Ok(i) => i,
+                Err(e) if gone(&e) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if info.state != ContainerState::Running {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return self.engine.kill(&container.id, "SIGKILL").await;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     async fn undo_one(&self, step: &Undo, fault: &str) -> Result<(), ChaosError> {
         let e = &self.engine;
         let result = match step {
-            Undo::Start { container } => e.start(&container.id).await,
+            Undo::Start { container } => {
+                self.await_exit(container).await?;
+                e.start(&container.id).await
+            }
             Undo::Unpause { container } => e.unpause(&container.id).await,
             Undo::Connect {
                 container,

@@ -59,6 +59,10 @@ struct Fake {
     ledger: FaultLedger,
     fail_on: Option<String>,
     netem_missing: bool,
+    /// A SIGTERM'd container keeps running for this many inspects (a graceful shutdown),
+    /// then exits.
+    graceful_exit_inspects: u32,
+    lingering: Mutex<std::collections::BTreeMap<String, u32>>,
 }
 
 impl Fake {
@@ -79,6 +83,8 @@ impl Fake {
             ledger,
             fail_on: None,
             netem_missing: false,
+            graceful_exit_inspects: 0,
+            lingering: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 
@@ -175,6 +181,19 @@ impl FaultEngine for Fake {
             .cloned())
     }
     async fn inspect(&self, id: &str) -> Result<ContainerInfo, ChaosError> {
+        let mut lingering = self.lingering.lock().expect("lock");
+        if let Some(n) = lingering.get_mut(id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                lingering.remove(id);
+                for x in self.containers.lock().expect("lock").iter_mut() {
+                    if x.id == id {
+                        x.state = ContainerState::Exited;
+                    }
+                }
+            }
+        }
+        drop(lingering);
         self.ours(id)
     }
     async fn endpoint(&self, id: &str, network: &str) -> Result<Option<Endpoint>, ChaosError> {
@@ -194,6 +213,13 @@ impl FaultEngine for Fake {
         }))
     }
     async fn kill(&self, id: &str, signal: &str) -> Result<(), ChaosError> {
+        if signal != "SIGKILL" && self.graceful_exit_inspects > 0 {
+            self.lingering
+                .lock()
+                .expect("lock")
+                .insert(id.to_string(), self.graceful_exit_inspects);
+            return self.act(id, &format!("kill {signal}"), None, true);
+        }
         self.act(
             id,
             &format!("kill {signal}"),
@@ -210,6 +236,10 @@ impl FaultEngine for Fake {
         )
     }
     async fn start(&self, id: &str) -> Result<(), ChaosError> {
+        // Docker's start of a running container does nothing.
+        if self.ours(id)?.state == ContainerState::Running {
+            return self.act(id, "start (no-op: still running)", None, false);
+        }
         self.act(id, "start", Some(ContainerState::Running), false)
     }
     async fn restart(&self, id: &str, _grace: Duration) -> Result<(), ChaosError> {
@@ -667,4 +697,30 @@ async fn http_faults_need_a_token_and_a_published_admin_port() {
     assert!(e.is_usage() && e.to_string().contains("8080"), "{e}");
     assert!(fake.calls().is_empty());
     assert!(chaos.list().await.expect("list").is_empty());
+}
+
+// Found by `msctl explore` (seed 203): a SIGTERM'd RabbitMQ shuts down gracefully for
+// seconds; the heal's start came while it was still running (a no-op), the stale health
+// said "ready", and the broker then exited and stayed down.
+#[tokio::test(start_paused = true)]
+async fn healing_a_graceful_kill_waits_for_the_exit_before_starting_again() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (fake, chaos) = setup(dir.path(), |f| f.graceful_exit_inspects = 5);
+    let applied = chaos
+        .apply(&FaultSpec::new(
+            FaultKind::Kill {
+                signal: "SIGTERM".into(),
+            },
+            t("postgres"),
+        ))
+        .await
+        .expect("apply");
+    chaos.revert(&applied.record.id).await.expect("revert");
+    let calls = fake.calls();
+    assert!(
+        calls.contains(&"start p-postgres-1".to_string()),
+        "the container was not started after it exited: {calls:?}"
+    );
+    assert!(!calls.iter().any(|c| c.contains("no-op")), "{calls:?}");
+    assert_eq!(fake.state("id-postgres-1"), ContainerState::Running);
 }

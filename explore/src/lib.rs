@@ -123,7 +123,10 @@ impl Progress for Quiet {}
 
 /// Time-based paths made reachable within a run, for the bundled services (by the binary
 /// a component runs): saga deadline, lease and retry cap of order-service, the gateway's
-/// breaker cool-down.
+/// breaker cool-down; and for every component with an `AMQP_URL`, a 5 s AMQP heartbeat.
+/// (With RabbitMQ's default 60 s, a consumer cut off by a partition keeps its unacked
+/// deliveries for about two minutes before the broker notices and redelivers them — seen
+/// as events "published but never delivered" after a 60 s settle.)
 pub fn default_tuning(stack: &Stack) -> IndexMap<String, IndexMap<String, String>> {
     let mut out = IndexMap::new();
     for c in stack.components.values() {
