@@ -430,6 +430,21 @@ impl Explorer {
         false
     }
 
+    /// Tries shrink candidate `n` and tells the progress; true when it still fails.
+    async fn candidate(
+        &self,
+        runner: &Runner,
+        plan: &Plan,
+        checker: &str,
+        opts: &ExploreOptions,
+        n: u32,
+    ) -> bool {
+        let failed = self.fails(runner, plan, checker, opts.shrink_tries, n).await;
+        self.progress
+            .candidate(n, plan.schedule.events.len(), &plan.params(), failed);
+        failed
+    }
+
     async fn shrink(
         &self,
         runner: &Runner,
@@ -462,12 +477,7 @@ impl Explorer {
                     if n > budget {
                         return false;
                     }
-                    let failed = this
-                        .fails(runner, &plan, checker, opts.shrink_tries, n)
-                        .await;
-                    this.progress
-                        .candidate(n, plan.schedule.events.len(), &plan.params(), failed);
-                    failed
+                    this.candidate(runner, &plan, checker, opts, n).await
                 }
             })
             .await
@@ -483,12 +493,7 @@ impl Explorer {
             c.schedule.events[i].duration = d / 2;
             let c = compact(&c, c.schedule.events.clone(), tail);
             candidates += 1;
-            let failed = self
-                .fails(runner, &c, checker, opts.shrink_tries, candidates)
-                .await;
-            self.progress
-                .candidate(candidates, c.schedule.events.len(), &c.params(), failed);
-            if failed {
+            if self.candidate(runner, &c, checker, opts, candidates).await {
                 best = c;
             }
         }
@@ -496,12 +501,7 @@ impl Explorer {
             let mut c = best.clone();
             c.clients = (c.clients / 2).max(1);
             candidates += 1;
-            let failed = self
-                .fails(runner, &c, checker, opts.shrink_tries, candidates)
-                .await;
-            self.progress
-                .candidate(candidates, c.schedule.events.len(), &c.params(), failed);
-            if !failed {
+            if !self.candidate(runner, &c, checker, opts, candidates).await {
                 break;
             }
             best = c;
