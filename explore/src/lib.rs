@@ -439,7 +439,9 @@ impl Explorer {
         opts: &ExploreOptions,
         n: u32,
     ) -> bool {
-        let failed = self.fails(runner, plan, checker, opts.shrink_tries, n).await;
+        let failed = self
+            .fails(runner, plan, checker, opts.shrink_tries, n)
+            .await;
         self.progress
             .candidate(n, plan.schedule.events.len(), &plan.params(), failed);
         failed
