@@ -144,13 +144,18 @@ pub fn default_tuning(stack: &Stack) -> IndexMap<String, IndexMap<String, String
             Some("gateway") => &[("GATEWAY_BREAKER_OPEN", "3s")],
             _ => &[],
         };
-        if !vars.is_empty() {
-            out.insert(
-                c.name.clone(),
-                vars.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            );
+        let mut set: IndexMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some(url) = c.environment.get("AMQP_URL") {
+            if !url.contains("heartbeat=") {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                set.insert("AMQP_URL".into(), format!("{url}{sep}heartbeat=5"));
+            }
+        }
+        if !set.is_empty() {
+            out.insert(c.name.clone(), set);
         }
     }
     out
