@@ -603,3 +603,36 @@ pub fn replay_command(seed: u64, opts: &ExploreOptions) -> String {
     }
     cmd
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // 687afb1 described this tuning but did not apply it: pin it.
+    #[test]
+    fn the_default_tuning_shortens_saga_breaker_and_amqp_heartbeat_timings() {
+        let text = r#"
+name = "t"
+[components.orders]
+image = "x"
+command = ["order-service"]
+environment = { AMQP_URL = "amqp://u:p@rabbitmq:5672/%2f" }
+[components.edge]
+image = "x"
+command = ["gateway"]
+[components.other]
+image = "x"
+environment = { AMQP_URL = "amqp://h/?heartbeat=30" }
+"#;
+        let stack = Stack::parse(std::path::Path::new("stack.toml"), text).expect("stack");
+        let t = default_tuning(&stack);
+        assert_eq!(t["orders"]["SAGA_DEADLINE"], "20s");
+        assert_eq!(
+            t["orders"]["AMQP_URL"],
+            "amqp://u:p@rabbitmq:5672/%2f?heartbeat=5"
+        );
+        assert_eq!(t["edge"]["GATEWAY_BREAKER_OPEN"], "3s");
+        // A heartbeat the user chose is left alone.
+        assert!(!t.contains_key("other"));
+    }
+}
