@@ -549,6 +549,22 @@ impl Ctx<'_> {
         }
     }
 
+    /// The length of a load or workload phase: more than zero, at most
+    /// [`MAX_LOAD_DURATION`].
+    fn phase_duration(&mut self, v: &Spanned<String>) -> Duration {
+        let d = self.duration(v, "duration").unwrap_or_default();
+        if d.is_zero() || d > MAX_LOAD_DURATION {
+            self.err(
+                v.span(),
+                format!(
+                    "duration must be more than 0s and at most {}",
+                    humantime::format_duration(MAX_LOAD_DURATION)
+                ),
+            );
+        }
+        d
+    }
+
     fn template(&mut self, text: &str, span: Range<usize>) -> Template {
         match Template::parse(text) {
             Ok(t) => t,
@@ -1280,16 +1296,7 @@ fn load_step(cx: &mut Ctx<'_>, l: &Spanned<RawLoad>, refs: &mut Vec<String>) -> 
             LoadModel::Vus(1)
         }
     };
-    let duration = cx.duration(&r.duration, "duration").unwrap_or_default();
-    if duration.is_zero() || duration > MAX_LOAD_DURATION {
-        cx.err(
-            r.duration.span(),
-            format!(
-                "duration must be more than 0s and at most {}",
-                humantime::format_duration(MAX_LOAD_DURATION)
-            ),
-        );
-    }
+    let duration = cx.phase_duration(&r.duration);
     let max_requests = r.max_requests.unwrap_or(MAX_LOAD_REQUESTS);
     if max_requests == 0 || max_requests > MAX_LOAD_REQUESTS {
         cx.err(
@@ -1362,16 +1369,7 @@ fn workload_step(cx: &mut Ctx<'_>, w: &Spanned<RawWorkload>) -> crate::workload:
             format!("clients must be 1–{}", crate::workload::MAX_CLIENTS),
         );
     }
-    let duration = cx.duration(&r.duration, "duration").unwrap_or_default();
-    if duration.is_zero() || duration > MAX_LOAD_DURATION {
-        cx.err(
-            r.duration.span(),
-            format!(
-                "duration must be more than 0s and at most {}",
-                humantime::format_duration(MAX_LOAD_DURATION)
-            ),
-        );
-    }
+    let duration = cx.phase_duration(&r.duration);
     let order_share = r.order_share.unwrap_or(d.order_share);
     if !(0.0..=1.0).contains(&order_share) {
         cx.err(w.span(), "order_share must be between 0 and 1");

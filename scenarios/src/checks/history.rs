@@ -201,6 +201,22 @@ fn redis_faulted(ev: &Evidence<'_>, a: u64, b: u64) -> bool {
         .any(|f| f.touches("redis") && f.overlaps(a, b))
 }
 
+/// One accepted probe, as evidence.
+fn accepted_probe(
+    op: &crate::workload::Op,
+    p: &crate::workload::history::Probe,
+    token: &str,
+) -> String {
+    format!(
+        "client {} at {} ms: {} with {token} answered {} (request {})",
+        op.client,
+        op.invoke_ms,
+        p.request,
+        op.status.map_or("-".into(), |s| s.to_string()),
+        op.request_id.as_deref().unwrap_or("?")
+    )
+}
+
 /// A logged-out token is refused on the paths that promise it. While Redis is faulted,
 /// user-service serves without its revocation list (documented fail-open), so probes then
 /// are listed, not counted.
@@ -231,14 +247,7 @@ pub fn revoked_token_refused(ev: &Evidence<'_>) -> Verdict {
         }
         checked += 1;
         if p.accepted {
-            v.push(format!(
-                "client {} at {} ms: {} with a logged-out token answered {} (request {})",
-                op.client,
-                op.invoke_ms,
-                p.request,
-                op.status.map_or("-".into(), |s| s.to_string()),
-                op.request_id.as_deref().unwrap_or("?")
-            ));
+            v.push(accepted_probe(op, p, "a logged-out token"));
         }
     }
     let mut verdict = Verdict::from_violations(
@@ -265,14 +274,7 @@ pub fn expired_token_refused(ev: &Evidence<'_>) -> Verdict {
         };
         n += 1;
         if p.accepted {
-            v.push(format!(
-                "client {} at {} ms: {} with an expired token answered {} (request {})",
-                op.client,
-                op.invoke_ms,
-                p.request,
-                op.status.map_or("-".into(), |s| s.to_string()),
-                op.request_id.as_deref().unwrap_or("?")
-            ));
+            v.push(accepted_probe(op, p, "an expired token"));
         }
     }
     Verdict::from_violations(
