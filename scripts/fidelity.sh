@@ -21,6 +21,7 @@
 #   SEED RUNS DURATION   explore's --seed (1), --runs (2), --duration (90s)
 #   STAGES           which stages run ("smoke catalog explore"); the others read "not run"
 #   SHRINK=0         explore without --shrink (faster; no minimal scenario)
+#   EXPLORE_ARGS     more explore flags, split on spaces (e.g. "--max-candidates 12")
 #   UP_BUILD=1       boot with `up --build` (forces every image, infrastructure included,
 #                    to rebuild) instead of `images build` (rebuilds what changed: the bug's
 #                    services image) followed by `up`
@@ -46,6 +47,7 @@ duration="${DURATION:-90s}"
 stages=" ${STAGES:-smoke catalog explore} "
 shrink_flag=(--shrink)
 [ "${SHRINK:-1}" = 0 ] && shrink_flag=()
+read -r -a explore_args <<<"${EXPLORE_ARGS:-}"
 build_timeout="${BUILD_TIMEOUT:-60m}"
 up_timeout="${UP_TIMEOUT:-15m}"
 seed_timeout="${SEED_TIMEOUT:-5m}"
@@ -294,7 +296,7 @@ while IFS=$'\t' read -r bug feature class comps; do
 
     if [[ "$stages" == *" explore "* ]]; then
     rc=$(run_stage "$explore_timeout" "$dir/explore.log" "${m[@]}" explore \
-      --seed "$seed" --runs "$runs" --duration "$duration" "${shrink_flag[@]}" \
+      --seed "$seed" --runs "$runs" --duration "$duration" "${shrink_flag[@]}" "${explore_args[@]}" \
       --report "$dir/explore.json" --html "$dir/explore.html")
     explore="$(verdict "$rc")"
     stamp "   explore: $explore"

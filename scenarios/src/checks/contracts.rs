@@ -140,19 +140,6 @@ pub fn retry_budget(ev: &Evidence<'_>) -> Verdict {
     )
 }
 
-/// Order POSTs a component's instances served over the workload, summing increases and,
-/// after a restart, what the new process counted; also how many restarts were seen.
-fn served(series: &[&MetricsSample]) -> (f64, u32) {
-    let mut total = 0.0;
-    let mut resets = 0;
-    for w in series.windows(2) {
-        let (d, reset) = delta(w[0].order_posts, w[1].order_posts);
-        total += d;
-        resets += u32::from(reset);
-    }
-    (total, resets)
-}
-
 /// The gateway does not retry non-idempotent requests: order-service serves no more order
 /// POSTs than the gateway received.
 pub fn no_post_retries(ev: &Evidence<'_>) -> Verdict {
@@ -162,7 +149,7 @@ pub fn no_post_retries(ev: &Evidence<'_>) -> Verdict {
         let Some(first) = series.first() else {
             continue;
         };
-        let (n, r) = served(&series);
+        let (n, r) = increase(&series, |s| s.order_posts);
         let side = match first.component.as_str() {
             "gateway" => &mut gateway,
             "order-service" => &mut upstream,
@@ -194,6 +181,92 @@ pub fn no_post_retries(ev: &Evidence<'_>) -> Verdict {
             gateway.0, upstream.0
         ),
         v,
+    )
+}
+
+/// The increase of a series over the workload: increases summed, and after a restart
+/// what the new process counted; also how many restarts were seen.
+fn increase(series: &[&MetricsSample], read: fn(&MetricsSample) -> f64) -> (f64, u32) {
+    let mut total = 0.0;
+    let mut resets = 0;
+    for w in series.windows(2) {
+        let (d, reset) = delta(read(w[0]), read(w[1]));
+        total += d;
+        resets += u32::from(reset);
+    }
+    (total, resets)
+}
+
+/// No hidden re-sends: every upstream attempt beyond a call's first is a counted (and so
+/// budgeted) retry — attempts − retries ≤ calls on every instance — and the gateway makes
+/// one upstream call per client request it forwards (Envoy's upstream vs. downstream
+/// requests). A re-send loop around the client, or inside it past the retry counter,
+/// multiplies load on a failing service without touching `upstream_retries_total`.
+pub fn attempts_per_call(ev: &Evidence<'_>) -> Verdict {
+    let mut v = Vec::new();
+    let mut examined = Vec::new();
+    let mut uncounted = Vec::new();
+    let duration = ev.history.duration_s.max(1.0);
+    for (instance, series) in by_instance(&ev.history.metrics) {
+        let Some(first) = series.first() else {
+            continue;
+        };
+        let (attempts, r1) = increase(&series, |s| s.attempts);
+        let (retries, _) = increase(&series, |s| s.retries);
+        let (calls, r2) = increase(&series, |s| s.calls);
+        let resets = r1.max(r2);
+        if attempts == 0.0 {
+            continue;
+        }
+        if series.iter().all(|s| s.calls == 0.0) {
+            uncounted.push(instance.to_string());
+            continue;
+        }
+        // A process killed between two samples takes its last counts with it, and the
+        // counters of one scrape are read one after another: a little slack per restart.
+        let slack = |n: f64| 3.0 + n * 0.02 + f64::from(resets) * (2.0 * n / duration + 2.0);
+        let firsts = attempts - retries;
+        examined.push(format!(
+            "{instance}: {calls:.0} calls, {attempts:.0} attempts, {retries:.0} retries"
+        ));
+        if firsts - calls > slack(calls) {
+            v.push(format!(
+                "{instance}: {attempts:.0} attempts − {retries:.0} counted retries = {firsts:.0} sends for {calls:.0} calls: {:.0} attempts were neither a call's first nor a budgeted retry",
+                firsts - calls
+            ));
+        }
+        if first.component == "gateway" && series.iter().any(|s| s.forwarded > 0.0) {
+            let (forwarded, _) = increase(&series, |s| s.forwarded);
+            examined.push(format!(
+                "{instance}: {forwarded:.0} client requests forwarded"
+            ));
+            if calls - forwarded > slack(forwarded) {
+                v.push(format!(
+                    "{instance}: {calls:.0} upstream calls for {forwarded:.0} forwarded client requests: {:.0} requests were sent upstream again (each with its own retries) outside the retry budget",
+                    calls - forwarded
+                ));
+            }
+        }
+    }
+    if !uncounted.is_empty() {
+        examined.push(format!(
+            "not judged (no upstream_calls_total): {}",
+            uncounted.join(", ")
+        ));
+    }
+    Verdict::from_violations(
+        "attempts-per-call",
+        "every attempt beyond a request's first is a budgeted retry; the gateway sends each client request upstream once",
+        if examined.is_empty() {
+            format!("{} metrics samples, no upstream attempts", ev.history.metrics.len())
+        } else {
+            examined.join("; ")
+        },
+        if ev.history.metrics.is_empty() {
+            vec!["no metrics sample was taken".into()]
+        } else {
+            v
+        },
     )
 }
 

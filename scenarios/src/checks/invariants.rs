@@ -8,10 +8,13 @@ use super::{Evidence, Verdict};
 
 /// A checker that could not read what it needs fails, saying so, and draws no conclusion
 /// from the rest (half-read rows would make up violations).
+/// How the invariant of a checker that could not read its rows begins.
+pub(crate) const UNREAD: &str = "not judged:";
+
 pub(crate) fn unread(checker: &str, missing: Vec<String>) -> Verdict {
     Verdict::from_violations(
         checker,
-        "not judged: the rows it needs could not be read",
+        &format!("{UNREAD} the rows it needs could not be read"),
         "the rows could not be read".into(),
         missing,
     )

@@ -39,6 +39,11 @@ pub struct Verdict {
 pub const MAX_EVIDENCE: usize = 20;
 
 impl Verdict {
+    /// Whether the checker could not read the rows it needs (see `invariants::unread`).
+    pub fn is_unread(&self) -> bool {
+        self.invariant.starts_with(invariants::UNREAD)
+    }
+
     /// A verdict from a list of violations: passed when it is empty.
     pub fn from_violations(
         checker: &str,
@@ -189,7 +194,7 @@ pub struct Evidence<'a> {
 pub type Checker = fn(&Evidence<'_>) -> Verdict;
 
 /// Every checker by id, in report order.
-pub const CHECKERS: [(&str, Checker); 18] = [
+pub const CHECKERS: [(&str, Checker); 19] = [
     ("terminal-orders", invariants::terminal_orders),
     ("stock-conservation", invariants::stock_conservation),
     ("money-balance", invariants::money_balance),
@@ -210,11 +215,35 @@ pub const CHECKERS: [(&str, Checker); 18] = [
     ("stock-never-negative", history::stock_never_negative),
     ("retry-budget", contracts::retry_budget),
     ("no-post-retries", contracts::no_post_retries),
+    ("attempts-per-call", contracts::attempts_per_call),
     ("replica-fault-masked", resilience::replica_fault_masked),
     ("instances-rejoin", resilience::instances_rejoin),
     ("revoked-token-refused", history::revoked_token_refused),
     ("expired-token-refused", history::expired_token_refused),
 ];
+
+/// Checkers whose failure settling cannot mend: they judge what the run recorded (the
+/// history, its samples) or rows that only ever grow (orders, ledger entries), so once
+/// one fails on rows that could be read it fails for good. The settle loop stops as soon
+/// as every failing verdict is one of these.
+pub const FINAL_CHECKERS: [&str; 10] = [
+    "no-double-charge",
+    "post-at-most-once",
+    "idempotency-key",
+    "stock-never-negative",
+    "retry-budget",
+    "no-post-retries",
+    "attempts-per-call",
+    "replica-fault-masked",
+    "revoked-token-refused",
+    "expired-token-refused",
+];
+
+/// Whether a failed verdict is final: its checker is in [`FINAL_CHECKERS`] and it judged
+/// rows it could read.
+pub fn is_final_failure(v: &Verdict) -> bool {
+    !v.passed && FINAL_CHECKERS.contains(&v.checker.as_str()) && !v.is_unread()
+}
 
 /// Evaluates the selected checkers.
 pub fn evaluate(ev: &Evidence<'_>) -> Vec<Verdict> {
@@ -225,8 +254,9 @@ pub fn evaluate(ev: &Evidence<'_>) -> Vec<Verdict> {
         .collect()
 }
 
-/// Gathers facts and evaluates the checkers until all hold or `spec.settle` has passed;
-/// returns the last verdicts, the number of rounds and how long settling took.
+/// Gathers facts and evaluates the checkers until all hold, every failure is final (see
+/// [`FINAL_CHECKERS`]) or `spec.settle` has passed; returns the last verdicts, the number
+/// of rounds and how long settling took.
 pub async fn judge(
     env: &dyn crate::environment::Environment,
     db: &crate::sql::Databases,
@@ -247,13 +277,20 @@ pub async fn judge(
             facts: &facts,
             spec,
         });
-        if verdicts.iter().all(|v| v.passed) || tokio::time::Instant::now() >= deadline {
+        let decided = verdicts.iter().all(|v| v.passed || is_final_failure(v));
+        if decided || tokio::time::Instant::now() >= deadline {
             let mut verdicts = verdicts;
             let settled = started.elapsed();
+            let early = decided && verdicts.iter().any(|v| !v.passed);
             for v in &mut verdicts {
                 v.evidence.push(format!(
-                    "judged after {:.1}s of settling ({rounds} rounds)",
-                    settled.as_secs_f64()
+                    "judged after {:.1}s of settling ({rounds} rounds){}",
+                    settled.as_secs_f64(),
+                    if early {
+                        "; stopped early: every failure is final"
+                    } else {
+                        ""
+                    }
                 ));
             }
             return (verdicts, rounds, settled);

@@ -84,6 +84,12 @@ fn metrics(
         attempts,
         retries,
         order_posts: posts,
+        calls: attempts - retries,
+        forwarded: if component == "gateway" {
+            attempts - retries
+        } else {
+            0.0
+        },
     }
 }
 
@@ -586,4 +592,72 @@ fn a_database_that_could_not_be_read_fails_without_made_up_violations() {
         "{:?}",
         v.evidence
     );
+}
+
+// The settle loop stops early only when nothing it waits for could still change a verdict:
+// a failed history check is final, an unsettled saga or a read that failed is not.
+#[test]
+fn only_a_failure_settling_cannot_mend_is_final() {
+    let mut h = history();
+    h.ops[10] = probe(10, 21_000, ProbeToken::Expired, "/api/v1/orders", true);
+    let v = verdict("expired-token-refused", &h, &facts(), &[]);
+    assert!(super::is_final_failure(&v), "{v:?}");
+
+    let mut f = facts();
+    f.orders[0].status = "pending".into();
+    let v = verdict("terminal-orders", &history(), &f, &[]);
+    assert!(!v.passed && !super::is_final_failure(&v), "{v:?}");
+
+    let mut f = facts();
+    f.missing
+        .push("order-service's database: query timed out after 10s".into());
+    let v = verdict("idempotency-key", &history(), &f, &[]);
+    assert!(
+        !v.passed && v.is_unread() && !super::is_final_failure(&v),
+        "{v:?}"
+    );
+
+    let v = verdict("idempotency-key", &history(), &facts(), &[]);
+    assert!(v.passed && !super::is_final_failure(&v));
+    for id in super::FINAL_CHECKERS {
+        assert!(super::is_checker(id), "{id} is not a checker");
+    }
+}
+
+#[test]
+fn sends_beyond_calls_or_calls_beyond_forwarded_requests_fail_attempts_per_call() {
+    // The gateway re-sends failing requests around its client: 60 more calls than it
+    // forwarded client requests.
+    let mut h = history();
+    let mut m = metrics(20_000, "gateway#1", "gateway", 200.0, 10.0, 8.0);
+    m.forwarded = 130.0;
+    h.metrics.push(m);
+    fails(
+        "attempts-per-call",
+        &h,
+        &facts(),
+        &[],
+        "sent upstream again",
+    );
+    // A client that attempts again without counting a retry.
+    let mut h = history();
+    let mut m = metrics(20_000, "order-service#1", "order-service", 140.0, 2.0, 9.0);
+    m.calls = 60.0;
+    h.metrics.push(m);
+    fails(
+        "attempts-per-call",
+        &h,
+        &facts(),
+        &[],
+        "neither a call's first",
+    );
+    // An image that does not count calls is not judged, and not failed.
+    let mut h = history();
+    for m in &mut h.metrics {
+        m.calls = 0.0;
+        m.forwarded = 0.0;
+    }
+    let v = verdict("attempts-per-call", &h, &facts(), &[]);
+    assert!(v.passed, "{v:?}");
+    assert!(v.evidence[0].contains("not judged"), "{v:?}");
 }

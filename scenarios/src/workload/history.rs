@@ -221,6 +221,13 @@ pub struct MetricsSample {
     /// `http_requests_total{method="POST",route="/api/v1/orders"}` summed over statuses:
     /// order POSTs this instance served.
     pub order_posts: f64,
+    /// Σ `upstream_calls_total`: requests its client made, one per call before attempts
+    /// (0 where the image does not count them).
+    #[serde(default)]
+    pub calls: f64,
+    /// `gateway_forwarded_total`: client requests a gateway forwarded (0 elsewhere).
+    #[serde(default)]
+    pub forwarded: f64,
 }
 
 /// Everything a workload run recorded.

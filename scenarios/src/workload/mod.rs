@@ -432,6 +432,8 @@ async fn sample_metrics(
                     "http_requests_total",
                     &[("method", "POST"), ("route", "/api/v1/orders")],
                 ),
+                calls: prometheus::sum(&series, "upstream_calls_total", &[]),
+                forwarded: prometheus::sum(&series, "gateway_forwarded_total", &[]),
             });
         }
         if last_round {

@@ -241,6 +241,13 @@ pub async fn proxy(
         },
         timeout: gw.config.route_timeouts.get(matched.route).copied(),
     };
+    // One per client request sent on: with the client's `upstream_calls_total`, it shows
+    // whether anything sends one request upstream more than once.
+    gw.count(
+        "gateway_forwarded_total",
+        "Client requests forwarded to an upstream service.",
+        &[],
+    );
     #[cfg(feature = "bug-edge-retry")]
     let sent = edge_retry(&gw, matched.service, request).await;
     #[cfg(not(feature = "bug-edge-retry"))]

@@ -304,6 +304,9 @@ struct ServiceEntry {
     endpoints: RwLock<(u64, Vec<Arc<Endpoint>>)>,
     stale: std::sync::atomic::AtomicBool,
     budget: Mutex<RetryBudget>,
+    /// `upstream_calls_total{service}`: one per [`ResilientClient::send`], before any
+    /// attempt, so that attempts per call can be read off the metrics.
+    calls: Counter,
 }
 
 #[derive(Debug)]
@@ -410,6 +413,11 @@ impl ResilientClient {
                     endpoints: RwLock::new((0, Vec::new())),
                     stale: std::sync::atomic::AtomicBool::new(false),
                     budget: Mutex::new(RetryBudget::new(self.0.policy.budget, Instant::now())),
+                    calls: self.0.metrics.counter(
+                        "upstream_calls_total",
+                        "Requests made to upstream services (one per call, before its attempts and retries).",
+                        &[("service", service)],
+                    ),
                 })
             })
             .clone()
@@ -456,8 +464,9 @@ impl ResilientClient {
         service: &str,
         req: OutboundRequest,
     ) -> Result<UpstreamResponse, ClientError> {
-        let view = self.0.directory.view(service).await?;
         let entry = self.entry(service);
+        entry.calls.inc();
+        let view = self.0.directory.view(service).await?;
         let endpoints = self.sync(&entry, &view);
         if endpoints.is_empty() {
             return Err(ClientError::NoInstances {

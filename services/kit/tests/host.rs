@@ -334,6 +334,17 @@ async fn client_retries_idempotent_calls_elsewhere_and_propagates_the_trace() {
             .await,
         Err(ClientError::NoInstances { .. })
     ));
+    // Every call is counted once, whatever its attempts: 4 GETs, 4 POSTs, 1 retried POST;
+    // a call that found no instance too.
+    let text = metrics.render();
+    let calls = |service: &str| -> u64 {
+        let name = format!("upstream_calls_total{{service=\"{service}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name.as_str()))
+            .map_or(0, |n| n.parse().expect("a count"))
+    };
+    assert_eq!(calls("thing-service"), 9, "{text}");
+    assert_eq!(calls("other-service"), 1, "{text}");
 }
 
 #[tokio::test]
