@@ -22,6 +22,8 @@
 #   STAGES           which stages run ("smoke catalog explore"); the others read "not run"
 #   SHRINK=0         explore without --shrink (faster; no minimal scenario)
 #   EXPLORE_ARGS     more explore flags, split on spaces (e.g. "--max-candidates 12")
+#   REPLAY=0         no replay: by default a caught bug's failing seed is explored once more
+#                    (no shrink), to see that the replay fails the same checker
 #   UP_BUILD=1       boot with `up --build` (forces every image, infrastructure included,
 #                    to rebuild) instead of `images build` (rebuilds what changed: the bug's
 #                    services image) followed by `up`
@@ -177,6 +179,35 @@ shrunk_file() {
   fi
 }
 
+# One figure of an explore JSON report (see explore/src/report/model.rs), or "-":
+#   failing_seed  seed of the first failing run
+#   failed        checkers the first failing run failed, comma-separated
+#   run_s         wall time of the first run
+#   shrink        "faults B→A, params P → Q, N candidates in S s, reproduced K/R"
+report_field() {
+  python3 - "$1" "$2" <<'PY' 2>/dev/null || echo "-"
+import json, sys
+r = json.load(open(sys.argv[1]))
+what = sys.argv[2]
+runs = r.get("runs") or []
+bad = [x for x in runs if not x.get("passed")]
+if what == "failing_seed":
+    print(bad[0]["seed"] if bad else r.get("seed", 1))
+elif what == "failed":
+    print(",".join(v["checker"] for v in (bad[0]["verdicts"] if bad else []) if not v["passed"]) or "-")
+elif what == "run_s":
+    print(f'{runs[0]["seconds"]:.0f}' if runs else "-")
+elif what == "shrink":
+    s = r.get("shrink")
+    if not s:
+        print("-")
+    else:
+        print(f'{s["checker"]}: faults {s["events_before"]}→{s["events_after"]}, '
+              f'{s["params_before"]} → {s["params_after"]}, {s["candidates"]} candidates in '
+              f'{s["seconds"]:.0f} s, reproduced {s["reproduced"]}/{s["reproduction_runs"]}')
+PY
+}
+
 verdict() {
   case "$1" in
     0) echo "missed" ;;
@@ -238,7 +269,7 @@ while IFS=$'\t' read -r bug feature class comps; do
   smoke="skipped" catalog="skipped" explore="skipped" shrunk="-"
   if ! write_stack "$tmp" "msctl/services:$bug" "$feature" "$comps" 2>"$dir/stack.err"; then
     stamp "   cannot write the stack file: $(cat "$dir/stack.err")"
-    rows="$rows| $bug | $class | error (stack file) | error (stack file) | error (stack file) | - |"$'\n'
+    rows="$rows| $bug | $class | error (stack file) | error (stack file) | error (stack file) | - | - |"$'\n'
     teardown
     continue
   fi
@@ -300,6 +331,13 @@ while IFS=$'\t' read -r bug feature class comps; do
       --report "$dir/explore.json" --html "$dir/explore.html")
     explore="$(verdict "$rc")"
     stamp "   explore: $explore"
+    if [ "$rc" = 1 ] && [ "${REPLAY:-1}" != 0 ] && [ -s "$dir/explore.json" ]; then
+      replay_seed="$(report_field "$dir/explore.json" failing_seed)"
+      rc=$(run_stage "$explore_timeout" "$dir/replay.log" "${m[@]}" explore \
+        --seed "$replay_seed" --runs 1 --duration "$duration" "${explore_args[@]}" \
+        --report "$dir/replay.json")
+      stamp "   replay of seed $replay_seed: $(verdict "$rc")"
+    fi
     fi
     if [ -s "$dir/explore.json" ]; then
       path="$(shrunk_file "$dir/explore.json")"
@@ -322,12 +360,20 @@ while IFS=$'\t' read -r bug feature class comps; do
   stamp "   down"
   printf 'bug\t%s\nfeature\t%s\nclass\t%s\ncomponents\t%s\nsmoke\t%s\ncatalog\t%s\nexplore\t%s\nshrunk\t%s\n' \
     "$bug" "$feature" "$class" "$comps" "$smoke" "$catalog" "$explore" "$shrunk" >"$dir/result.tsv"
-  rows="$rows| $bug | $class | $smoke | $catalog | $explore | $shrunk |"$'\n'
+  details="-"
+  if [ -s "$dir/explore.json" ]; then
+    details="run $(report_field "$dir/explore.json" run_s) s, failed $(report_field "$dir/explore.json" failed); shrink $(report_field "$dir/explore.json" shrink)"
+    if [ -s "$dir/replay.json" ]; then
+      details="$details; replay failed $(report_field "$dir/replay.json" failed)"
+    fi
+  fi
+  printf 'details\t%s\n' "$details" >>"$dir/result.tsv"
+  rows="$rows| $bug | $class | $smoke | $catalog | $explore | $details | $shrunk |"$'\n'
 done <<<"$selected"
 
 {
-  echo "| bug | class | smoke | catalog | explore | shrunk scenario file |"
-  echo "| --- | --- | --- | --- | --- | --- |"
+  echo "| bug | class | smoke | catalog | explore | explore details | shrunk scenario file |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
   printf '%s' "$rows"
 } | tee "$out/summary.md"
 stamp "results in $out (summary.md, <bug>/result.tsv, logs and reports per stage)"
