@@ -141,7 +141,12 @@ pub fn default_tuning(stack: &Stack) -> IndexMap<String, IndexMap<String, String
                 ("SAGA_LEASE", "5s"),
                 ("SAGA_RETRY_MAX", "1s"),
             ],
-            Some("gateway") => &[("GATEWAY_BREAKER_OPEN", "3s")],
+            // A 10/s retry reserve is never spent by 8 clients: 2/s lets an outage of a
+            // few seconds exhaust the budget within a run, so that its path is exercised.
+            Some("gateway") => &[
+                ("GATEWAY_BREAKER_OPEN", "3s"),
+                ("GATEWAY_RETRY_MIN_PER_SEC", "2"),
+            ],
             _ => &[],
         };
         let mut set: IndexMap<String, String> = vars
@@ -315,11 +320,6 @@ impl Explorer {
                 env_of("gateway", "JWT_ISSUER").unwrap_or_else(|| "msctl".into()),
             )
         });
-        let gw = |var: &str, default: f64| {
-            env_of("gateway", var)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
         let mut tune = default_tuning(&self.stack);
         for (c, vars) in &opts.tune {
             let entry = tune.entry(c.clone()).or_default();
@@ -328,6 +328,36 @@ impl Explorer {
             }
         }
         tune.retain(|_, v| !v.is_empty());
+        // The gateway's budget as it will run: tuned, else the stack file's, else the default.
+        let gateway = self
+            .stack
+            .components
+            .values()
+            .find(|c| {
+                c.command
+                    .as_ref()
+                    .and_then(|v| v.first())
+                    .map(String::as_str)
+                    == Some("gateway")
+            })
+            .map(|c| c.name.clone());
+        let gw = |var: &str, default: f64| {
+            gateway
+                .as_ref()
+                .and_then(|g| tune.get(g))
+                .and_then(|vars| vars.get(var).cloned())
+                .or_else(|| env_of("gateway", var))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let budgets = vec![
+            (
+                "gateway".into(),
+                gw("GATEWAY_RETRY_BUDGET", 0.2),
+                gw("GATEWAY_RETRY_MIN_PER_SEC", 10.0),
+            ),
+            ("*".into(), 0.2, 10.0),
+        ];
         Plan {
             seed,
             schedule,
@@ -341,14 +371,7 @@ impl Explorer {
             tune,
             admin_token,
             jwt,
-            budgets: vec![
-                (
-                    "gateway".into(),
-                    gw("GATEWAY_RETRY_BUDGET", 0.2),
-                    gw("GATEWAY_RETRY_MIN_PER_SEC", 10.0),
-                ),
-                ("*".into(), 0.2, 10.0),
-            ],
+            budgets,
         }
     }
 
@@ -632,6 +655,7 @@ environment = { AMQP_URL = "amqp://h/?heartbeat=30" }
             "amqp://u:p@rabbitmq:5672/%2f?heartbeat=5"
         );
         assert_eq!(t["edge"]["GATEWAY_BREAKER_OPEN"], "3s");
+        assert_eq!(t["edge"]["GATEWAY_RETRY_MIN_PER_SEC"], "2");
         // A heartbeat the user chose is left alone.
         assert!(!t.contains_key("other"));
     }

@@ -239,6 +239,21 @@ pub const FINAL_CHECKERS: [&str; 10] = [
     "expired-token-refused",
 ];
 
+/// Checkers of the databases' balances: while sagas run they may still change, but once
+/// every order is terminal nothing drives them any more, and a failure is final.
+pub const FINAL_WHEN_QUIESCENT: [&str; 4] = [
+    "stock-conservation",
+    "money-balance",
+    "one-capture-per-confirmed",
+    "cancelled-refunded",
+];
+
+/// Whether the stack is quiescent: the order rows could be read and every order is
+/// terminal, so that no saga is left to move stock or money.
+pub fn quiescent(ev: &Evidence<'_>) -> bool {
+    invariants::terminal_orders(ev).passed
+}
+
 /// Whether a failed verdict is final: its checker is in [`FINAL_CHECKERS`] and it judged
 /// rows it could read.
 pub fn is_final_failure(v: &Verdict) -> bool {
@@ -267,17 +282,37 @@ pub async fn judge(
     let started = tokio::time::Instant::now();
     let deadline = started + spec.settle;
     let mut rounds = 0;
+    // Failing checkers of the previous round, when the stack was quiescent then.
+    let mut quiet_before: Option<Vec<String>> = None;
     loop {
         rounds += 1;
         let _ = env.refresh().await;
         let facts = facts::gather(env, db, history, &spec.admin_token).await;
-        let verdicts = evaluate(&Evidence {
+        let ev = Evidence {
             history,
             faults,
             facts: &facts,
             spec,
+        };
+        let verdicts = evaluate(&ev);
+        let failing: Vec<String> = verdicts
+            .iter()
+            .filter(|v| !v.passed)
+            .map(|v| v.checker.clone())
+            .collect();
+        // A balance failure counts as final once two rounds in a row found every order
+        // terminal and the same checkers failing (a request queued on a paused replica
+        // may still land just after the heal).
+        let quiet = quiescent(&ev);
+        let settled_balances = quiet && quiet_before.as_ref() == Some(&failing);
+        quiet_before = quiet.then_some(failing);
+        let decided = verdicts.iter().all(|v| {
+            v.passed
+                || is_final_failure(v)
+                || (settled_balances
+                    && !v.is_unread()
+                    && FINAL_WHEN_QUIESCENT.contains(&v.checker.as_str()))
         });
-        let decided = verdicts.iter().all(|v| v.passed || is_final_failure(v));
         if decided || tokio::time::Instant::now() >= deadline {
             let mut verdicts = verdicts;
             let settled = started.elapsed();

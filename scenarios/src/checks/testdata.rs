@@ -619,6 +619,26 @@ fn only_a_failure_settling_cannot_mend_is_final() {
 
     let v = verdict("idempotency-key", &history(), &facts(), &[]);
     assert!(v.passed && !super::is_final_failure(&v));
+
+    // Balances are final only once no saga is left: every order terminal.
+    let spec = CheckSpec::default();
+    let h = history();
+    let quiet = |f: &Facts| {
+        super::quiescent(&Evidence {
+            history: &h,
+            faults: &[],
+            facts: f,
+            spec: &spec,
+        })
+    };
+    assert!(quiet(&facts()));
+    let mut f = facts();
+    f.orders[0].status = "pending".into();
+    assert!(!quiet(&f));
+    let mut f = facts();
+    f.missing
+        .push("order-service's database: query timed out after 10s".into());
+    assert!(!quiet(&f));
     for id in super::FINAL_CHECKERS {
         assert!(super::is_checker(id), "{id} is not a checker");
     }
