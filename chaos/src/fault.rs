@@ -116,6 +116,15 @@ pub struct HttpFault {
     /// Fail the first N matching requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_n: Option<u64>,
+    /// Apply the fault after the handler: the request is served (its effects committed),
+    /// then its answer is held for `delay_ms` and, when failed, replaced by the injected
+    /// error — a lost response. On the wire only when true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub after: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl HttpFault {
@@ -135,6 +144,9 @@ impl HttpFault {
         }
         if let Some(p) = &self.path_prefix {
             parts.push(format!("path {p}"));
+        }
+        if self.after {
+            parts.push("after".into());
         }
         parts.join(" ")
     }
@@ -236,6 +248,17 @@ impl FaultSpec {
                         return usage(format!("--path {p:?} must start with '/'"));
                     }
                 }
+                if h.after
+                    && h.error_rate.is_none()
+                    && h.status.is_none()
+                    && h.delay_ms.is_none()
+                    && h.first_n.is_none()
+                {
+                    return usage(
+                        "http-fault --after needs at least one of --error-rate, --status, --delay, --first (a lost response is an answer replaced or held)"
+                            .into(),
+                    );
+                }
                 if h.error_rate.is_none()
                     && h.status.is_none()
                     && h.delay_ms.is_none()
@@ -331,6 +354,11 @@ mod tests {
             spec(FaultKind::Loss { percent: 101.0 }),
             spec(FaultKind::HttpFault(HttpFault::default())),
             spec(FaultKind::HttpFault(HttpFault {
+                after: true,
+                path_prefix: Some("/api/v1/payments".into()),
+                ..HttpFault::default()
+            })),
+            spec(FaultKind::HttpFault(HttpFault {
                 status: Some(200),
                 ..HttpFault::default()
             })),
@@ -371,12 +399,14 @@ mod tests {
             path_prefix: Some("/api/v1/products".into()),
             duration: Some("30s".into()),
             first_n: Some(3),
+            after: true,
         };
         assert_eq!(
             serde_json::to_value(&h).expect("json"),
             serde_json::json!({
                 "error_rate": 0.5, "status": 503, "delay_ms": 200,
-                "path_prefix": "/api/v1/products", "duration": "30s", "first_n": 3
+                "path_prefix": "/api/v1/products", "duration": "30s", "first_n": 3,
+                "after": true
             })
         );
         let only = HttpFault {
@@ -387,6 +417,51 @@ mod tests {
             serde_json::to_string(&only).expect("json"),
             r#"{"status":500}"#
         );
+    }
+
+    #[test]
+    fn after_handler_faults_validate_and_say_so() {
+        let alone = spec(FaultKind::HttpFault(HttpFault {
+            after: true,
+            ..HttpFault::default()
+        }));
+        let e = alone.validate().expect_err("after alone");
+        assert!(e.is_usage() && e.to_string().contains("--after"), "{e}");
+        for h in [
+            HttpFault {
+                status: Some(503),
+                after: true,
+                ..HttpFault::default()
+            },
+            HttpFault {
+                delay_ms: Some(8_000),
+                after: true,
+                ..HttpFault::default()
+            },
+        ] {
+            spec(FaultKind::HttpFault(h))
+                .validate()
+                .expect("meaningful");
+        }
+        let k = FaultKind::HttpFault(HttpFault {
+            status: Some(503),
+            delay_ms: Some(800),
+            path_prefix: Some("/x".into()),
+            after: true,
+            ..HttpFault::default()
+        });
+        assert_eq!(
+            k.to_string(),
+            "http-fault status 503 delay 800ms path /x after"
+        );
+        let k = FaultKind::HttpFault(HttpFault {
+            status: Some(503),
+            ..HttpFault::default()
+        });
+        assert_eq!(k.to_string(), "http-fault status 503");
+        // A ledger written before the field existed still reads.
+        let old: HttpFault = serde_json::from_str(r#"{"status":503}"#).expect("old");
+        assert!(!old.after);
     }
 
     #[test]

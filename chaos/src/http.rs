@@ -258,6 +258,13 @@ mod tests {
         );
         let body = req.body().and_then(|b| b.as_bytes()).expect("body");
         assert_eq!(body, br#"{"status":503,"first_n":2}"#);
+        let lost = HttpFault {
+            after: true,
+            ..fault
+        };
+        let req = api.set_request(&t, &lost).expect("request");
+        let body = req.body().and_then(|b| b.as_bytes()).expect("body");
+        assert_eq!(body, br#"{"status":503,"first_n":2,"after":true}"#);
         let del = api.clear_request(&t).expect("request");
         assert_eq!(del.method(), reqwest::Method::DELETE);
         // The environment override wins over stack.toml.

@@ -147,6 +147,10 @@ pub struct HttpFaultArgs {
     /// Only requests whose path starts with this.
     #[arg(long)]
     path: Option<String>,
+    /// Apply after the handler: the request is served, then its answer is delayed or
+    /// replaced — a lost response.
+    #[arg(long)]
+    after: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -225,6 +229,7 @@ impl ChaosCommand {
                     path_prefix: a.path.clone(),
                     duration: None,
                     first_n: a.first,
+                    after: a.after,
                 }),
                 &a.target,
                 &a.common,
@@ -578,9 +583,33 @@ mod tests {
                 path_prefix: Some("/api/v1/products".into()),
                 duration: None,
                 first_n: Some(3),
+                after: false,
             })
         );
         assert_eq!(s.duration, Some(Duration::from_secs(60)));
+        let s = spec(&[
+            "http-fault",
+            "payment-service",
+            "--status",
+            "503",
+            "--path",
+            "/api/v1/payments",
+            "--after",
+        ]);
+        assert_eq!(
+            s.kind,
+            FaultKind::HttpFault(HttpFault {
+                status: Some(503),
+                path_prefix: Some("/api/v1/payments".into()),
+                after: true,
+                ..HttpFault::default()
+            })
+        );
+        assert!(s.validate().is_ok());
+        assert_eq!(
+            s.kind.to_string(),
+            "http-fault status 503 path /api/v1/payments after"
+        );
     }
 
     #[test]
@@ -624,5 +653,9 @@ mod tests {
             .validate()
             .is_err());
         assert!(spec(&["http-fault", "product"]).validate().is_err());
+        assert!(spec(&["http-fault", "product", "--after"])
+            .validate()
+            .is_err());
+        assert!(chaos(&["http-fault", "product", "--status", "503", "--after", "yes"]).is_err());
     }
 }

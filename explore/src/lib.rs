@@ -182,6 +182,18 @@ fn fault_paths(binary: Option<&str>) -> Vec<String> {
     paths.iter().map(|s| s.to_string()).collect()
 }
 
+/// POST routes of the bundled services that other services call and retry (the saga's
+/// reservations and charges, the gateway's orders): where lost responses are drawn.
+fn called_post_paths(binary: Option<&str>) -> Vec<String> {
+    let paths: &[&str] = match binary {
+        Some("product-service") => &["/internal/reservations"],
+        Some("payment-service") => &["/internal/payments/charge", "/internal/payments"],
+        Some("order-service") => &["/api/v1/orders"],
+        _ => &[],
+    };
+    paths.iter().map(|s| s.to_string()).collect()
+}
+
 /// Explore against one running stack.
 pub struct Explorer {
     env: Arc<dyn Environment>,
@@ -240,6 +252,7 @@ impl Explorer {
                     http_faults: c.environment.contains_key("ADMIN_TOKEN")
                         && msctl_chaos::http::admin_port(c).is_ok(),
                     paths: fault_paths(binary),
+                    post_paths: called_post_paths(binary),
                 }
             })
             .collect();

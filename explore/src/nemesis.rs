@@ -33,7 +33,8 @@ pub enum KindName {
     Latency,
     /// `loss` (netem).
     Loss,
-    /// `http-fault` (error rate, status, delay, first N, path).
+    /// `http-fault` (error rate, status, delay, first N, path; before or after the
+    /// handler).
     HttpFault,
 }
 
@@ -81,6 +82,11 @@ pub struct Component {
     pub http_faults: bool,
     /// Path prefixes its HTTP faults may be limited to (POST routes included).
     pub paths: Vec<String>,
+    /// Path prefixes of the POST routes other services call and retry (reservations,
+    /// charges, orders): where a lost response (an after-handler HTTP fault) makes a
+    /// non-idempotent retry or a "timed out = not done" assumption observable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_paths: Vec<String>,
 }
 
 /// What a schedule may use.
@@ -401,7 +407,27 @@ fn build(
     }
 }
 
+/// The services' per-attempt client timeout (services/kit `ClientPolicy::default`, used by
+/// the gateway and order-service's saga calls): a lost response held longer than this is a
+/// timeout to the caller.
+const CLIENT_TIMEOUT_MS: u64 = 5_000;
+
+/// Chance that an HTTP fault on a component with [`Component::post_paths`] is a lost
+/// response; elsewhere [`LOST_SHARE_ELSEWHERE`]. With the bundled stack (three such of
+/// seven HTTP-fault services) about a third of the HTTP faults lose responses.
+const LOST_SHARE_CALLED: f64 = 0.5;
+/// See [`LOST_SHARE_CALLED`].
+const LOST_SHARE_ELSEWHERE: f64 = 0.2;
+
 fn http_fault(rng: &mut Rng, c: &Component, duration: Duration) -> HttpFault {
+    let lost_share = if c.post_paths.is_empty() {
+        LOST_SHARE_ELSEWHERE
+    } else {
+        LOST_SHARE_CALLED
+    };
+    if rng.chance(lost_share) {
+        return lost_response(rng, c, duration);
+    }
     let mut h = HttpFault {
         path_prefix: if rng.chance(0.6) {
             rng.pick(&c.paths).cloned()
@@ -430,6 +456,40 @@ fn http_fault(rng: &mut Rng, c: &Component, duration: Duration) -> HttpFault {
     h
 }
 
+/// An after-handler fault: the request is served (its effects committed), then its answer
+/// is replaced by a 503 or held past the callers' timeout. On a called service it mostly
+/// targets the POST routes callers retry, otherwise all paths.
+fn lost_response(rng: &mut Rng, c: &Component, duration: Duration) -> HttpFault {
+    let paths = if c.post_paths.is_empty() {
+        &c.paths
+    } else {
+        &c.post_paths
+    };
+    let mut h = HttpFault {
+        path_prefix: if rng.chance(0.7) {
+            rng.pick(paths).cloned()
+        } else {
+            None
+        },
+        duration: Some(humantime::format_duration(duration).to_string()),
+        after: true,
+        ..HttpFault::default()
+    };
+    match rng.range(0, 2) {
+        0 => {
+            h.status = Some(503);
+            h.error_rate = Some(*rng.pick(&[1.0, 0.5]).unwrap_or(&1.0));
+        }
+        1 => {
+            h.status = Some(503);
+            h.first_n = Some(rng.range(1, 5));
+        }
+        // 5.5–9 s: past the callers' per-attempt timeout.
+        _ => h.delay_ms = Some(rng.range(CLIENT_TIMEOUT_MS / 100 + 5, 90) * 100),
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +500,12 @@ mod tests {
             replicas,
             http_faults: http,
             paths: paths.iter().map(|s| s.to_string()).collect(),
+            post_paths: match name {
+                "product-service" => vec!["/internal/reservations".into()],
+                "order-service" => vec!["/api/v1/orders".into()],
+                "payment-service" => vec!["/internal/payments".into()],
+                _ => Vec::new(),
+            },
         };
         Universe {
             components: vec![
@@ -544,5 +610,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn about_a_third_of_http_faults_lose_responses_mostly_on_called_services() {
+        let mut u = universe();
+        u.kinds = vec![KindName::HttpFault];
+        let spec = ScheduleSpec::for_window(Duration::from_secs(100));
+        let (mut http, mut lost, mut lost_on_called) = (0u32, 0u32, 0u32);
+        for seed in 0..300 {
+            for e in generate(seed, &u, &spec).events {
+                let FaultKind::HttpFault(h) = &e.kind else {
+                    panic!("seed {seed}: {}", e.describe())
+                };
+                http += 1;
+                if !h.after {
+                    continue;
+                }
+                lost += 1;
+                let c = u
+                    .components
+                    .iter()
+                    .find(|c| c.name == e.targets[0].component)
+                    .expect("a component of the universe");
+                if !c.post_paths.is_empty() {
+                    lost_on_called += 1;
+                    assert!(
+                        h.path_prefix
+                            .as_ref()
+                            .is_none_or(|p| c.post_paths.contains(p)),
+                        "seed {seed}: {}",
+                        e.describe()
+                    );
+                }
+                // A 503 for work that was done, or an answer held past the callers'
+                // timeout.
+                assert!(
+                    h.status == Some(503) || h.delay_ms.is_some_and(|d| d > CLIENT_TIMEOUT_MS),
+                    "seed {seed}: {}",
+                    e.describe()
+                );
+                assert!(e.describe().contains(" after"), "{}", e.describe());
+                msctl_chaos::FaultSpec::new(e.kind.clone(), e.targets[0].clone())
+                    .validate()
+                    .expect("valid");
+            }
+        }
+        let share = f64::from(lost) / f64::from(http);
+        assert!(
+            (0.25..0.45).contains(&share),
+            "{lost} of {http} lost responses"
+        );
+        assert!(
+            f64::from(lost_on_called) > 0.6 * f64::from(lost),
+            "{lost_on_called} of {lost} on called services"
+        );
     }
 }

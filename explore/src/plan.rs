@@ -140,6 +140,10 @@ fn chaos_table(name: &str, e: &FaultEvent) -> String {
             if let Some(p) = &h.path_prefix {
                 let _ = write!(t, ", path = {}", q(p));
             }
+            if h.after {
+                // `after` is the step's start delay, written below.
+                t.push_str(", after_handler = true");
+            }
         }
         FaultKind::Stop | FaultKind::Restart | FaultKind::Pause | FaultKind::Partition { .. } => {}
     }
@@ -241,4 +245,155 @@ pub fn scenario_toml(name: &str, plan: &Plan, note: &str) -> String {
     }
     let _ = writeln!(out, "\n[[steps]]\nname = \"checkers\"\ncheck = {{ {c} }}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use msctl_chaos::HttpFault;
+    use msctl_scenarios::model::{Action, ChaosStep};
+
+    use super::*;
+    use crate::nemesis::{self, Component, KindName, ScheduleSpec, Universe};
+
+    fn plan(schedule: Schedule) -> Plan {
+        Plan {
+            seed: schedule.seed,
+            schedule,
+            clients: 4,
+            duration: Duration::from_secs(60),
+            think: Duration::from_millis(50),
+            order_share: 0.4,
+            scarce: (2, 8),
+            settle: Duration::from_secs(30),
+            checkers: Vec::new(),
+            tune: IndexMap::new(),
+            admin_token: "msctl-admin".into(),
+            jwt: None,
+            budgets: vec![("*".into(), 0.2, 10.0)],
+        }
+    }
+
+    /// The chaos steps of the plan's scenario file, as the scenario parser reads them.
+    fn parsed_chaos(p: &Plan) -> Vec<ChaosStep> {
+        let text = scenario_toml("t", p, "");
+        let s = msctl_scenarios::model::parse(Path::new("t.toml"), &text)
+            .unwrap_or_else(|e| panic!("{text}\n→ {e}"));
+        s.steps
+            .into_iter()
+            .filter_map(|st| match st.action {
+                Action::Chaos(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn assert_round_trip(p: &Plan) {
+        let steps = parsed_chaos(p);
+        assert_eq!(steps.len(), p.schedule.events.len());
+        for (i, (e, st)) in p.schedule.events.iter().zip(&steps).enumerate() {
+            let what = e.describe();
+            assert_eq!(st.name, Plan::fault_name(i, e), "{what}");
+            assert_eq!(st.after, Some(e.at), "{what}");
+            assert_eq!(st.spec.kind, e.kind, "{what}");
+            assert_eq!(st.spec.targets, e.targets, "{what}");
+            let lasting = !e.duration.is_zero() && e.kind.is_lasting();
+            assert_eq!(st.spec.duration, lasting.then_some(e.duration), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_lost_response_fault_round_trips_with_its_start_delay() {
+        let lost = HttpFault {
+            status: Some(503),
+            first_n: Some(2),
+            path_prefix: Some("/internal/payments".into()),
+            duration: Some("6s".into()),
+            after: true,
+            ..HttpFault::default()
+        };
+        let held = HttpFault {
+            delay_ms: Some(7_000),
+            duration: Some("4s".into()),
+            after: true,
+            ..HttpFault::default()
+        };
+        let before = HttpFault {
+            status: Some(502),
+            duration: Some("5s".into()),
+            ..HttpFault::default()
+        };
+        let event = |at: u64, secs: u64, h: HttpFault, target: &str| nemesis::FaultEvent {
+            at: Duration::from_secs(at),
+            duration: Duration::from_secs(secs),
+            kind: FaultKind::HttpFault(h),
+            targets: vec![target.parse().expect("target")],
+        };
+        let p = plan(Schedule {
+            seed: 1,
+            events: vec![
+                event(5, 6, lost, "payment-service"),
+                event(9, 4, held, "product-service#2"),
+                event(20, 5, before, "order-service"),
+            ],
+        });
+        let text = scenario_toml("t", &p, "");
+        assert!(
+            text.contains(", path = \"/internal/payments\", after_handler = true, after = \"5s\""),
+            "{text}"
+        );
+        assert_eq!(text.matches("after_handler = true").count(), 2, "{text}");
+        assert_round_trip(&p);
+    }
+
+    #[test]
+    fn generated_plans_round_trip_through_the_scenario_file() {
+        let c = |name: &str, replicas, http: bool, paths: &[&str], post: &[&str]| Component {
+            name: name.into(),
+            replicas,
+            http_faults: http,
+            paths: paths.iter().map(|s| s.to_string()).collect(),
+            post_paths: post.iter().map(|s| s.to_string()).collect(),
+        };
+        let universe = Universe {
+            components: vec![
+                c("postgres", 1, false, &[], &[]),
+                c("gateway", 1, true, &["/api/v1/orders"], &[]),
+                c(
+                    "product-service",
+                    2,
+                    true,
+                    &["/api/v1/products", "/internal/reservations"],
+                    &["/internal/reservations"],
+                ),
+                c(
+                    "payment-service",
+                    1,
+                    true,
+                    &["/internal/payments/charge"],
+                    &["/internal/payments/charge", "/internal/payments"],
+                ),
+            ],
+            kinds: vec![
+                KindName::Kill,
+                KindName::Pause,
+                KindName::Partition,
+                KindName::HttpFault,
+            ],
+        };
+        let spec = ScheduleSpec::for_window(Duration::from_secs(60));
+        let mut lost = 0;
+        for seed in 0..60 {
+            let p = plan(nemesis::generate(seed, &universe, &spec));
+            lost += p
+                .schedule
+                .events
+                .iter()
+                .filter(|e| matches!(&e.kind, FaultKind::HttpFault(h) if h.after))
+                .count();
+            assert_round_trip(&p);
+        }
+        assert!(lost > 0, "no lost-response fault in 60 seeds");
+    }
 }

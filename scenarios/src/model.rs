@@ -175,7 +175,10 @@ struct RawChaos {
     path: Option<String>,
     duration: Option<Spanned<String>>,
     seed: Option<u64>,
-    after: Option<Spanned<String>>,
+    /// A start delay (`"12s"`); a boolean here is a mistaken `after_handler`.
+    after: Option<Spanned<toml::Value>>,
+    /// http-fault only: apply it after the handler (a lost response).
+    after_handler: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1047,11 +1050,23 @@ fn step(
             .or_else(|| s.name.clone())
             .unwrap_or_else(|| format!("{}@{line}", c.get_ref().fault.get_ref()));
         let spec = chaos_spec(cx, c);
-        let after = c
-            .get_ref()
-            .after
-            .as_ref()
-            .and_then(|a| cx.duration(a, "after"));
+        let after = c.get_ref().after.as_ref().and_then(|a| match a.get_ref() {
+            toml::Value::String(text) => cx.duration(&Spanned::new(a.span(), text.clone()), "after"),
+            toml::Value::Boolean(_) => {
+                cx.err(
+                    a.span(),
+                    "after is the fault's start delay (e.g. after = \"12s\"); for a fault applied after the handler (a lost response) write after_handler = true",
+                );
+                None
+            }
+            _ => {
+                cx.err(
+                    a.span(),
+                    "after must be a duration string such as \"12s\" (the fault's start delay)",
+                );
+                None
+            }
+        });
         faults.insert(name.clone());
         Action::Chaos(ChaosStep { name, spec, after })
     } else if let Some(h) = &s.heal {
@@ -1245,6 +1260,7 @@ fn chaos_spec(cx: &mut Ctx<'_>, c: &Spanned<RawChaos>) -> FaultSpec {
             path_prefix: r.path.clone(),
             duration: None,
             first_n: r.first,
+            after: r.after_handler.as_ref().is_some_and(|a| *a.get_ref()),
         }),
         other => {
             cx.err(
@@ -1256,6 +1272,14 @@ fn chaos_spec(cx: &mut Ctx<'_>, c: &Spanned<RawChaos>) -> FaultSpec {
             FaultKind::Stop
         }
     };
+    if let Some(a) = &r.after_handler {
+        if !matches!(kind, FaultKind::HttpFault(_)) {
+            cx.err(
+                a.span(),
+                "after_handler applies to http-fault only (the service answers for the request after its handler ran)",
+            );
+        }
+    }
     let duration = r.duration.as_ref().and_then(|d| cx.duration(d, "duration"));
     let mut kind = kind;
     if let (FaultKind::HttpFault(h), Some(d)) = (&mut kind, duration) {
@@ -1270,8 +1294,14 @@ fn chaos_spec(cx: &mut Ctx<'_>, c: &Spanned<RawChaos>) -> FaultSpec {
     };
     if let Err(e) = spec.validate() {
         // The chaos crate words its messages for the command line (`--delay`); in a file
-        // the keys have no dashes.
-        cx.err(c.span(), e.to_string().replace("--", ""));
+        // the keys have no dashes, and `--after` is `after_handler` (`after` is the start
+        // delay).
+        cx.err(
+            c.span(),
+            e.to_string()
+                .replace("--after", "after_handler")
+                .replace("--", ""),
+        );
     }
     spec
 }
@@ -1458,5 +1488,96 @@ fn check_step(cx: &mut Ctx<'_>, c: &Spanned<RawCheck>) -> crate::checks::CheckSp
         revocation_paths: r.revocation_paths.clone().unwrap_or(d.revocation_paths),
         budgets,
         admin_token: r.admin_token.clone().unwrap_or(d.admin_token),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chaos_steps(text: &str) -> Vec<ChaosStep> {
+        let s = parse(Path::new("t.toml"), text).unwrap_or_else(|e| panic!("{text}\n→ {e}"));
+        s.steps
+            .into_iter()
+            .filter_map(|st| match st.action {
+                Action::Chaos(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn http_fault_steps_take_every_key_and_after_handler() {
+        let steps = chaos_steps(
+            "name = \"x\"\n\
+             [[steps]]\n\
+             chaos = { name = \"lost\", fault = \"http-fault\", target = \"payment-service\", status = 503, delay = \"8s\", first = 2, error_rate = 0.5, path = \"/internal/payments\", after_handler = true, after = \"12s\", duration = \"6s\" }\n\
+             [[steps]]\n\
+             chaos = { name = \"plain\", fault = \"http-fault\", target = \"product-service#1\", status = 502 }\n",
+        );
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0].after, Some(Duration::from_secs(12)), "start delay");
+        assert_eq!(
+            steps[0].spec.kind,
+            FaultKind::HttpFault(HttpFault {
+                error_rate: Some(0.5),
+                status: Some(503),
+                delay_ms: Some(8000),
+                path_prefix: Some("/internal/payments".into()),
+                duration: Some("6s".into()),
+                first_n: Some(2),
+                after: true,
+            })
+        );
+        let FaultKind::HttpFault(plain) = &steps[1].spec.kind else {
+            panic!("not an http fault")
+        };
+        assert!(!plain.after);
+        assert_eq!(steps[1].after, None);
+    }
+
+    #[test]
+    fn after_handler_mistakes_name_file_line_and_column() {
+        let cases: &[(&str, (usize, usize), &str)] = &[
+            // `after` is the start delay: a boolean there points to after_handler.
+            (
+                "name = \"x\"\n[[steps]]\nchaos = { fault = \"http-fault\", target = \"a\", status = 503, after = true }\n",
+                (3, 69),
+                "after_handler = true",
+            ),
+            // after_handler alone means nothing.
+            (
+                "name = \"x\"\n[[steps]]\nchaos = { fault = \"http-fault\", target = \"a\", after_handler = true }\n",
+                (3, 9),
+                "after_handler needs at least one of",
+            ),
+            (
+                "name = \"x\"\n[[steps]]\nchaos = { fault = \"kill\", target = \"a\", after_handler = true }\n",
+                (3, 57),
+                "http-fault only",
+            ),
+            (
+                "name = \"x\"\n[[steps]]\nchaos = { fault = \"http-fault\", target = \"a\", status = 503, after_handler = \"yes\" }\n",
+                (3, 77),
+                "invalid type",
+            ),
+            (
+                "name = \"x\"\n[[steps]]\nchaos = { fault = \"http-fault\", target = \"a\", status = 503, lost = true }\n",
+                (3, 61),
+                "unknown field",
+            ),
+        ];
+        for (text, (line, col), what) in cases {
+            let err = parse(Path::new("bad.toml"), text).expect_err(text);
+            let first = &err.0[0];
+            let shown = first.to_string();
+            assert!(shown.starts_with("bad.toml:"), "{shown}");
+            assert_eq!(
+                (first.line, first.column),
+                (*line, *col),
+                "{text}\n→ {shown}"
+            );
+            assert!(shown.contains(what), "{text}\n→ {shown}");
+        }
     }
 }

@@ -84,7 +84,8 @@ pub struct FaultSpan {
     /// Until (ms; `None` = still active when checked).
     pub to_ms: Option<i64>,
     /// The gateway is documented to mask this fault on one replica of several (a
-    /// container or network fault, or an HTTP fault with a retryable status).
+    /// container or network fault, or an HTTP fault with a retryable status applied before
+    /// the handler; an after-handler fault's work was done, so it is not maskable).
     pub maskable: bool,
 }
 
@@ -115,8 +116,13 @@ impl FaultSpan {
             _ => Vec::new(),
         };
         let maskable = match &spec.kind {
+            // An after-handler fault is never masked: the request was served, so a retry
+            // repeats work that was done.
             FaultKind::HttpFault(h) => {
-                h.delay_ms.is_none() && matches!(h.status, Some(502..=504)) && h.first_n.is_none()
+                !h.after
+                    && h.delay_ms.is_none()
+                    && matches!(h.status, Some(502..=504))
+                    && h.first_n.is_none()
             }
             FaultKind::Latency { .. } | FaultKind::Loss { .. } => false,
             _ => true,
@@ -341,3 +347,29 @@ pub fn is_checker(id: &str) -> bool {
 
 #[cfg(test)]
 pub(crate) mod testdata;
+
+#[cfg(test)]
+mod tests {
+    use msctl_chaos::{FaultKind, FaultSpec, HttpFault, Target};
+
+    use super::FaultSpan;
+
+    #[test]
+    fn a_lost_response_is_not_maskable_while_the_same_fault_before_the_handler_is() {
+        let span = |after: bool| {
+            let spec = FaultSpec::new(
+                FaultKind::HttpFault(HttpFault {
+                    status: Some(503),
+                    after,
+                    ..HttpFault::default()
+                }),
+                Target::all("product-service"),
+            );
+            FaultSpan::new("f", &spec, 0, None)
+        };
+        assert!(span(false).maskable);
+        let lost = span(true);
+        assert!(!lost.maskable);
+        assert_eq!(lost.kind, "http-fault status 503 after");
+    }
+}

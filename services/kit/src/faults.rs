@@ -6,6 +6,13 @@
 //! For a matching request it first waits `delay_ms`, then fails it with `status` when
 //! either the first-`first_n` allowance is not used up or a coin with `error_rate` says so.
 //! `status` alone (no rate, no `first_n`) fails every matching request.
+//!
+//! With `after: true` the fault is a *lost response* (Toxiproxy's downstream toxics,
+//! Jepsen's indeterminate results): the handler runs first and its effects are committed,
+//! then its answer is held for `delay_ms` and, when the request is failed, discarded and
+//! replaced by the injected error. The caller sees a timeout or an error for work that was
+//! done — what makes a non-idempotent retry or a "timed out = did not happen" assumption
+//! observable.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,6 +54,11 @@ pub struct FaultSpec {
     /// Fail the first N matching requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_n: Option<u64>,
+    /// Apply the fault after the handler ran: the handler's answer is held for `delay_ms`
+    /// and, when the request is failed (`status` / `error_rate` / `first_n`), discarded and
+    /// replaced by the injected error (a lost response: the work was done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +130,8 @@ enum Decision {
     Act {
         delay: Duration,
         fail: Option<StatusCode>,
+        /// Run the handler first (see [`FaultSpec::after`]).
+        after: bool,
     },
 }
 
@@ -186,6 +200,7 @@ impl FaultInjector {
         Decision::Act {
             delay: f.delay,
             fail: fail.then_some(f.status),
+            after: f.spec.after == Some(true),
         }
     }
 
@@ -226,39 +241,186 @@ pub async fn inject(State(f): State<FaultInjector>, req: Request, next: Next) ->
 }
 
 impl FaultInjector {
-    /// Apply the active fault to `req`: pass it to `next`, delay it, or answer for it.
+    /// Apply the active fault to `req`: pass it to `next`, delay it, or answer for it —
+    /// before the handler, or (with `after`) once the handler has answered.
     /// What [`inject`] does; the kit's own middleware calls it directly.
     pub async fn apply(&self, req: Request, next: Next) -> Response {
         match self.decide(req.uri().path()) {
             Decision::Pass => next.run(req).await,
-            Decision::Act { delay, fail } => {
+            Decision::Act {
+                delay,
+                fail,
+                after: true,
+            } => {
+                // The handler runs to completion (its effects are committed); only its
+                // answer is lost.
+                let served = next.run(req).await;
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                match fail {
+                    None => served,
+                    Some(status) => injected(status),
+                }
+            }
+            Decision::Act {
+                delay,
+                fail,
+                after: false,
+            } => {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
                 match fail {
                     None => next.run(req).await,
-                    Some(status) => {
-                        let mut resp = ApiError::new(
-                            status,
-                            "injected_fault",
-                            "fault injected by msctl chaos",
-                        )
-                        .into_response();
-                        resp.headers_mut().insert(
-                            "x-fault-injected",
-                            axum::http::HeaderValue::from_static("true"),
-                        );
-                        resp
-                    }
+                    Some(status) => injected(status),
                 }
             }
         }
     }
 }
 
+/// The answer to a failed request: the error body plus `x-fault-injected: true`.
+fn injected(status: StatusCode) -> Response {
+    let mut resp =
+        ApiError::new(status, "injected_fault", "fault injected by msctl chaos").into_response();
+    resp.headers_mut().insert(
+        "x-fault-injected",
+        axum::http::HeaderValue::from_static("true"),
+    );
+    resp
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::body::Body;
+    use tower::ServiceExt;
+
     use super::*;
+
+    /// A router whose one handler counts its runs and notes when it last ran, behind
+    /// [`inject`] with `spec` active.
+    fn counted(spec: FaultSpec) -> (Router, Arc<AtomicUsize>, Arc<Mutex<Option<Instant>>>) {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let ran_at = Arc::new(Mutex::new(None));
+        let f = FaultInjector::new();
+        f.set(spec).expect("valid");
+        let (r, t) = (runs.clone(), ran_at.clone());
+        let app = Router::new()
+            .route(
+                "/api/v1/payments",
+                post(move || {
+                    let (r, t) = (r.clone(), t.clone());
+                    async move {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        *t.lock().expect("lock") = Some(Instant::now());
+                        StatusCode::CREATED
+                    }
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(f, inject));
+        (app, runs, ran_at)
+    }
+
+    fn post_payment() -> Request {
+        Request::builder()
+            .method("POST")
+            .uri("/api/v1/payments")
+            .body(Body::empty())
+            .expect("request")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_the_handler_the_work_is_done_and_the_answer_replaced() {
+        let (app, runs, _) = counted(FaultSpec {
+            status: Some(503),
+            after: Some(true),
+            ..FaultSpec::default()
+        });
+        let resp = app.oneshot(post_payment()).await.expect("infallible");
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler ran");
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            resp.headers().get("x-fault-injected").map(|v| v.as_bytes()),
+            Some(&b"true"[..])
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn before_the_handler_a_failed_request_is_never_served() {
+        for after in [None, Some(false)] {
+            let (app, runs, _) = counted(FaultSpec {
+                status: Some(503),
+                after,
+                ..FaultSpec::default()
+            });
+            let resp = app.oneshot(post_payment()).await.expect("infallible");
+            assert_eq!(runs.load(Ordering::SeqCst), 0, "after = {after:?}");
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_the_handler_a_delay_holds_the_answer_not_the_work() {
+        let (app, runs, ran_at) = counted(FaultSpec {
+            delay_ms: Some(5_000),
+            after: Some(true),
+            ..FaultSpec::default()
+        });
+        let start = Instant::now();
+        let resp = app.oneshot(post_payment()).await.expect("infallible");
+        assert_eq!(
+            resp.status(),
+            StatusCode::CREATED,
+            "the handler's own answer"
+        );
+        assert!(start.elapsed() >= Duration::from_secs(5), "answer held");
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        let ran = ran_at.lock().expect("lock").expect("ran");
+        assert!(
+            ran.duration_since(start) < Duration::from_secs(5),
+            "the handler ran before the delay"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_the_handler_first_n_loses_only_the_first_answers() {
+        let (app, runs, _) = counted(FaultSpec {
+            first_n: Some(1),
+            status: Some(504),
+            delay_ms: Some(2_000),
+            after: Some(true),
+            ..FaultSpec::default()
+        });
+        let start = Instant::now();
+        let first = app
+            .clone()
+            .oneshot(post_payment())
+            .await
+            .expect("infallible");
+        assert_eq!(first.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert!(start.elapsed() >= Duration::from_secs(2));
+        let second = app.oneshot(post_payment()).await.expect("infallible");
+        assert_eq!(second.status(), StatusCode::CREATED);
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "both were served");
+    }
+
+    #[test]
+    fn after_is_on_the_wire_only_when_given() {
+        let spec: FaultSpec =
+            serde_json::from_str(r#"{"status":503,"after":true}"#).expect("known field");
+        assert_eq!(spec.after, Some(true));
+        assert_eq!(
+            serde_json::to_string(&FaultSpec {
+                status: Some(503),
+                ..FaultSpec::default()
+            })
+            .expect("json"),
+            r#"{"status":503}"#
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn first_n_then_pass_and_expiry_follow_the_clock() {

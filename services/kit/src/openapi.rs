@@ -39,7 +39,8 @@ pub fn document(service: &str, paths: Value) -> Value {
                 "path_prefix": {"type": "string"},
                 "duration": {"type": "string", "description": "e.g. 30s"},
                 "duration_ms": {"type": "integer", "minimum": 0},
-                "first_n": {"type": "integer", "minimum": 0}}}
+                "first_n": {"type": "integer", "minimum": 0},
+                "after": {"type": "boolean", "description": "apply after the handler: the request is served, then its answer is delayed (delay_ms) and, when failed, replaced by the injected error (a lost response)"}}}
         }}
     })
 }
