@@ -310,19 +310,17 @@ impl Explorer {
             spec.faults = n;
         }
         let schedule = nemesis::generate(seed, universe, &spec);
-        let env_of = |binary: &str, var: &str| {
-            self.stack
-                .components
-                .values()
-                .find(|c| {
-                    c.command
-                        .as_ref()
-                        .and_then(|v| v.first())
-                        .map(String::as_str)
-                        == Some(binary)
-                })
-                .and_then(|c| c.environment.get(var).cloned())
+        let running = |binary: &str| {
+            self.stack.components.values().find(|c| {
+                c.command
+                    .as_ref()
+                    .and_then(|v| v.first())
+                    .map(String::as_str)
+                    == Some(binary)
+            })
         };
+        let env_of =
+            |binary: &str, var: &str| running(binary).and_then(|c| c.environment.get(var).cloned());
         let admin_token = std::env::var("MSCTL_ADMIN_TOKEN")
             .ok()
             .or_else(|| env_of("product-service", "ADMIN_TOKEN"))
@@ -342,18 +340,7 @@ impl Explorer {
         }
         tune.retain(|_, v| !v.is_empty());
         // The gateway's budget as it will run: tuned, else the stack file's, else the default.
-        let gateway = self
-            .stack
-            .components
-            .values()
-            .find(|c| {
-                c.command
-                    .as_ref()
-                    .and_then(|v| v.first())
-                    .map(String::as_str)
-                    == Some("gateway")
-            })
-            .map(|c| c.name.clone());
+        let gateway = running("gateway").map(|c| c.name.clone());
         let gw = |var: &str, default: f64| {
             gateway
                 .as_ref()

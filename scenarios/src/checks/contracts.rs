@@ -79,6 +79,32 @@ fn budget_for(ev: &Evidence<'_>, component: &str) -> (f64, f64) {
     pick(component).or_else(|| pick("*")).unwrap_or((0.2, 10.0))
 }
 
+/// The verdict of a checker of the sampled counters: what each instance showed (or that
+/// nothing of the kind happened), and a failure when no sample was taken at all.
+fn sampled_verdict(
+    ev: &Evidence<'_>,
+    checker: &str,
+    invariant: &str,
+    examined: Vec<String>,
+    nothing: &str,
+    violations: Vec<String>,
+) -> Verdict {
+    Verdict::from_violations(
+        checker,
+        invariant,
+        if examined.is_empty() {
+            format!("{} metrics samples, {nothing}", ev.history.metrics.len())
+        } else {
+            examined.join("; ")
+        },
+        if ev.history.metrics.is_empty() {
+            vec!["no metrics sample was taken".into()]
+        } else {
+            violations
+        },
+    )
+}
+
 /// Retries of every client instance stay within its retry budget.
 pub fn retry_budget(ev: &Evidence<'_>) -> Verdict {
     let mut v = Vec::new();
@@ -124,19 +150,13 @@ pub fn retry_budget(ev: &Evidence<'_>) -> Verdict {
             ));
         }
     }
-    Verdict::from_violations(
+    sampled_verdict(
+        ev,
         "retry-budget",
         "retry amplification stays within each client's retry budget, outages included",
-        if examined.is_empty() {
-            format!("{} metrics samples, no retries", ev.history.metrics.len())
-        } else {
-            examined.join("; ")
-        },
-        if ev.history.metrics.is_empty() {
-            vec!["no metrics sample was taken".into()]
-        } else {
-            v
-        },
+        examined,
+        "no retries",
+        v,
     )
 }
 
@@ -254,19 +274,13 @@ pub fn attempts_per_call(ev: &Evidence<'_>) -> Verdict {
             uncounted.join(", ")
         ));
     }
-    Verdict::from_violations(
+    sampled_verdict(
+        ev,
         "attempts-per-call",
         "every attempt beyond a request's first is a budgeted retry; the gateway sends each client request upstream once",
-        if examined.is_empty() {
-            format!("{} metrics samples, no upstream attempts", ev.history.metrics.len())
-        } else {
-            examined.join("; ")
-        },
-        if ev.history.metrics.is_empty() {
-            vec!["no metrics sample was taken".into()]
-        } else {
-            v
-        },
+        examined,
+        "no upstream attempts",
+        v,
     )
 }
 
