@@ -37,6 +37,11 @@ pub async fn build(
         config: Arc::new(config),
         client,
         metrics: host.metrics().clone(),
+        forwarded: host.metrics().counter(
+            "gateway_forwarded_total",
+            "Client requests forwarded to an upstream service.",
+            &[],
+        ),
     };
     let routes = Router::new()
         .route("/admin/upstreams", get(upstreams))

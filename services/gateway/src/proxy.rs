@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use service_kit::client::{ClientError, OutboundRequest, ResilientClient, RetryMode};
 use service_kit::jwt::{bearer_token, JwtError, JwtKeys};
-use service_kit::metrics::{Metrics, RouteLabel};
+use service_kit::metrics::{Counter, Metrics, RouteLabel};
 use service_kit::resilience::rate_limit::RateLimiter;
 use service_kit::ApiError;
 use tokio::time::Instant;
@@ -38,6 +38,9 @@ pub struct Gateway {
     pub(crate) jwt: Arc<JwtKeys>,
     pub(crate) limiter: Option<Arc<RateLimiter>>,
     pub(crate) metrics: Metrics,
+    /// `gateway_forwarded_total`: one per client request sent on; with the client's
+    /// `upstream_calls_total` it shows whether anything sends one request upstream twice.
+    pub(crate) forwarded: Counter,
 }
 
 /// Request headers never forwarded: hop-by-hop ones, ones the client must not control
@@ -241,13 +244,7 @@ pub async fn proxy(
         },
         timeout: gw.config.route_timeouts.get(matched.route).copied(),
     };
-    // One per client request sent on: with the client's `upstream_calls_total`, it shows
-    // whether anything sends one request upstream more than once.
-    gw.count(
-        "gateway_forwarded_total",
-        "Client requests forwarded to an upstream service.",
-        &[],
-    );
+    gw.forwarded.inc();
     #[cfg(feature = "bug-edge-retry")]
     let sent = edge_retry(&gw, matched.service, request).await;
     #[cfg(not(feature = "bug-edge-retry"))]
