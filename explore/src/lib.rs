@@ -194,6 +194,14 @@ fn called_post_paths(binary: Option<&str>) -> Vec<String> {
     paths.iter().map(|s| s.to_string()).collect()
 }
 
+/// Orders not yet confirmed or cancelled, in order-service's database.
+const PENDING_ORDERS: &str =
+    "SELECT count(*) FROM orders WHERE status NOT IN ('confirmed', 'cancelled')";
+
+/// Longest wait for an earlier run's orders before the next run starts (a saga the
+/// stack can finish, with explore's tuning, is over well within it).
+const QUIESCE_MAX: Duration = Duration::from_secs(30);
+
 /// Explore against one running stack.
 pub struct Explorer {
     env: Arc<dyn Environment>,
@@ -253,6 +261,11 @@ impl Explorer {
                         && msctl_chaos::http::admin_port(c).is_ok(),
                     paths: fault_paths(binary),
                     post_paths: called_post_paths(binary),
+                    depended_on: self
+                        .stack
+                        .components
+                        .values()
+                        .any(|o| o.depends_on.iter().any(|d| d.component == c.name)),
                 }
             })
             .collect();
@@ -303,6 +316,59 @@ impl Explorer {
         }
     }
 
+    /// The component that runs `binary` (its command's first word), if any.
+    fn running(&self, binary: &str) -> Option<&msctl_stack::model::Component> {
+        self.stack.components.values().find(|c| {
+            c.command
+                .as_ref()
+                .and_then(|v| v.first())
+                .map(String::as_str)
+                == Some(binary)
+        })
+    }
+
+    /// Waits until no order is pending, at most `limit`, so that the next run (a shrink
+    /// candidate above all) is judged on its own faults: an earlier run's unfinished sagas
+    /// keep retrying, and their failures can hold the shared breakers open for the next
+    /// run. Says so when orders are still pending at the deadline. A stack without
+    /// order-service's database has nothing to wait for.
+    async fn quiesce(&self, limit: Duration) {
+        let Some(url) = self
+            .running("order-service")
+            .and_then(|c| self.env.database_url(&c.name).ok())
+        else {
+            return;
+        };
+        let db = msctl_scenarios::sql::Databases::default();
+        let deadline = Instant::now() + limit;
+        let started = Instant::now();
+        let mut last = String::new();
+        loop {
+            match db.scalar(&url, PENDING_ORDERS).await {
+                Ok(Some(v)) if v.as_i64() == Some(0) => {
+                    if started.elapsed() >= Duration::from_secs(1) {
+                        self.progress.note(&format!(
+                            "waited {:.0} s for an earlier run's orders to finish",
+                            started.elapsed().as_secs_f64()
+                        ));
+                    }
+                    break;
+                }
+                Ok(v) => last = format!("{} orders still pending", v.unwrap_or_default()),
+                Err(e) => last = format!("orders unreadable: {e}"),
+            }
+            if Instant::now() >= deadline {
+                self.progress.note(&format!(
+                    "an earlier run is not over after {} s ({last}); this run shares its sagas and breakers",
+                    limit.as_secs()
+                ));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        db.close().await;
+    }
+
     /// The plan of `seed`.
     pub fn plan(&self, seed: u64, universe: &Universe, opts: &ExploreOptions) -> Plan {
         let mut spec = ScheduleSpec::for_window(opts.duration);
@@ -310,15 +376,7 @@ impl Explorer {
             spec.faults = n;
         }
         let schedule = nemesis::generate(seed, universe, &spec);
-        let running = |binary: &str| {
-            self.stack.components.values().find(|c| {
-                c.command
-                    .as_ref()
-                    .and_then(|v| v.first())
-                    .map(String::as_str)
-                    == Some(binary)
-            })
-        };
+        let running = |binary: &str| self.running(binary);
         let env_of =
             |binary: &str, var: &str| running(binary).and_then(|c| c.environment.get(var).cloned());
         let admin_token = std::env::var("MSCTL_ADMIN_TOKEN")
@@ -399,11 +457,22 @@ impl Explorer {
         for i in 0..total {
             let seed = opts.seed.wrapping_add(i as u64);
             let plan = self.plan(seed, &universe, opts);
+            self.quiesce(opts.settle.min(QUIESCE_MAX)).await;
             self.progress.run_started(i, total, &plan);
             let outcome = runner.run(&plan, i, &format!("explore-{seed}")).await?;
             self.progress.run_finished(&outcome.report);
+            let failed = !outcome.report.passed;
             runs.push(outcome.report);
             plans.push(plan);
+            // Shrinking starts at the first failure; later seeds would only delay it.
+            if failed && opts.shrink && i + 1 < total {
+                self.progress.note(&format!(
+                    "run {} failed: shrinking it now, the {} later runs are not made",
+                    i + 1,
+                    total - i - 1
+                ));
+                break;
+            }
         }
         let first_failed = runs.iter().position(|r| !r.passed);
         let replay_seed = first_failed.map_or(opts.seed, |i| runs[i].seed);
@@ -443,6 +512,7 @@ impl Explorer {
     async fn fails(&self, runner: &Runner, plan: &Plan, checker: &str, tries: u32, n: u32) -> bool {
         for _ in 0..tries.max(1) {
             let label = format!("explore-{}-shrink-{n}", plan.seed);
+            self.quiesce(plan.settle.min(QUIESCE_MAX)).await;
             let Ok(out) = runner.run(plan, 0, &label).await else {
                 return false;
             };
@@ -549,6 +619,7 @@ impl Explorer {
         // Reproduction rate of the minimal scenario.
         let mut reproduced = 0;
         for k in 0..opts.reproduction_runs {
+            self.quiesce(best.settle.min(QUIESCE_MAX)).await;
             let out = runner
                 .run(&best, 0, &format!("{label}-repro-{}", k + 1))
                 .await?;

@@ -7,7 +7,10 @@
 //!   ends, leaving time for the heal to be seen by clients;
 //! - faults may overlap, but never two on the same component at once (the engine's faults
 //!   on one container do not compose: a kill of a paused container is not a new fault);
-//! - the first faults go to distinct components, so a schedule covers as many as it can;
+//! - the first faults go to distinct components, so a schedule covers as many as it can,
+//!   and most of those first faults are the one most telling for the component's role
+//!   ([`signature`]): a lost response on a service others call and retry, a crash and
+//!   return on a component others depend on;
 //! - kinds the engine cannot apply here ([`Universe::kinds`]) never appear.
 
 use std::time::Duration;
@@ -87,6 +90,10 @@ pub struct Component {
     /// non-idempotent retry or a "timed out = not done" assumption observable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post_paths: Vec<String>,
+    /// Other components depend on it (a database, a broker, the registry): its crash and
+    /// return exercises their reconnect, redelivery and re-registration paths.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub depended_on: bool,
 }
 
 /// What a schedule may use.
@@ -260,14 +267,21 @@ pub fn generate(seed: u64, universe: &Universe, spec: &ScheduleSpec) -> Schedule
         order.swap(i, j);
     }
     for n in 0..spec.faults {
-        for _attempt in 0..12 {
-            let ci = if n < order.len() {
+        for attempt in 0..12 {
+            let covering = n < order.len();
+            let ci = if covering {
                 order[n]
             } else {
                 usize::try_from(rng.range(0, universe.components.len() as u64 - 1)).unwrap_or(0)
             };
             let component = &universe.components[ci];
-            let Some(kind) = choose_kind(&mut rng, universe, component) else {
+            let telling = if covering && attempt == 0 && rng.chance(SIGNATURE_SHARE) {
+                signature(&mut rng, universe, component)
+            } else {
+                None
+            };
+            let lost = telling.is_some_and(|k| k == KindName::HttpFault);
+            let Some(kind) = telling.or_else(|| choose_kind(&mut rng, universe, component)) else {
                 continue;
             };
             let duration = if kind == KindName::Restart {
@@ -282,7 +296,7 @@ pub fn generate(seed: u64, universe: &Universe, spec: &ScheduleSpec) -> Schedule
                 continue;
             }
             let at = Duration::from_millis(rng.range(ms(spec.calm), ms(latest_start)) / 100 * 100);
-            let event = build(&mut rng, universe, component, kind, at, duration);
+            let event = build(&mut rng, universe, component, kind, lost, at, duration);
             // A restart takes a few seconds in effect: keep others off it meanwhile.
             let busy_until = |e: &FaultEvent| e.end().max(e.at + Duration::from_secs(5));
             let clash = events.iter().any(|e| {
@@ -300,6 +314,32 @@ pub fn generate(seed: u64, universe: &Universe, spec: &ScheduleSpec) -> Schedule
     }
     events.sort_by_key(|e| e.at);
     Schedule { seed, events }
+}
+
+/// Chance that a component's first fault in a schedule is its [`signature`].
+const SIGNATURE_SHARE: f64 = 0.6;
+
+/// The fault most telling for a component's role, when the universe allows it:
+/// - a lost response (an after-handler HTTP fault) on a service other services call and
+///   retry ([`Component::post_paths`]): their retries must be idempotent and a timeout must
+///   not be taken for "not done";
+/// - a crash and return (restart, or kill healed by a start) of a component others depend
+///   on ([`Component::depended_on`]): they must reconnect, redeliver, re-register.
+///
+/// Anything else has no signature and draws its kind at random ([`choose_kind`]).
+fn signature(rng: &mut Rng, universe: &Universe, c: &Component) -> Option<KindName> {
+    let allowed = |k: KindName| universe.kinds.contains(&k);
+    if !c.post_paths.is_empty() && c.http_faults && allowed(KindName::HttpFault) {
+        return Some(KindName::HttpFault);
+    }
+    if c.depended_on {
+        let crash: Vec<KindName> = [KindName::Restart, KindName::Kill]
+            .into_iter()
+            .filter(|k| allowed(*k))
+            .collect();
+        return rng.pick(&crash).copied();
+    }
+    None
 }
 
 fn choose_kind(rng: &mut Rng, universe: &Universe, c: &Component) -> Option<KindName> {
@@ -352,6 +392,7 @@ fn build(
     universe: &Universe,
     c: &Component,
     kind: KindName,
+    lost: bool,
     at: Duration,
     duration: Duration,
 ) -> FaultEvent {
@@ -397,6 +438,7 @@ fn build(
         KindName::Loss => FaultKind::Loss {
             percent: rng.range(5, 40) as f64,
         },
+        KindName::HttpFault if lost => FaultKind::HttpFault(lost_response(rng, c, duration)),
         KindName::HttpFault => FaultKind::HttpFault(http_fault(rng, c, duration)),
     };
     FaultEvent {
@@ -506,6 +548,7 @@ mod tests {
                 "payment-service" => vec!["/internal/payments".into()],
                 _ => Vec::new(),
             },
+            depended_on: matches!(name, "postgres" | "redis" | "rabbitmq" | "registry"),
         };
         Universe {
             components: vec![
@@ -613,7 +656,7 @@ mod tests {
     }
 
     #[test]
-    fn about_a_third_of_http_faults_lose_responses_mostly_on_called_services() {
+    fn about_half_of_http_faults_lose_responses_mostly_on_called_services() {
         let mut u = universe();
         u.kinds = vec![KindName::HttpFault];
         let spec = ScheduleSpec::for_window(Duration::from_secs(100));
@@ -657,13 +700,66 @@ mod tests {
             }
         }
         let share = f64::from(lost) / f64::from(http);
+        // A third by the draw alone; more with the called services' signature.
         assert!(
-            (0.25..0.45).contains(&share),
+            (0.4..0.62).contains(&share),
             "{lost} of {http} lost responses"
         );
         assert!(
             f64::from(lost_on_called) > 0.6 * f64::from(lost),
             "{lost_on_called} of {lost} on called services"
         );
+    }
+
+    #[test]
+    fn most_faults_on_called_services_lose_responses_and_most_on_dependencies_crash_them() {
+        let u = universe();
+        let spec = ScheduleSpec::for_window(Duration::from_secs(100));
+        let (mut called, mut lost, mut deps, mut crashes) = (0u32, 0u32, 0u32, 0u32);
+        for seed in 0..300 {
+            for e in generate(seed, &u, &spec).events {
+                let c = u
+                    .components
+                    .iter()
+                    .find(|c| c.name == e.targets[0].component)
+                    .expect("a component of the universe");
+                if !c.post_paths.is_empty() {
+                    called += 1;
+                    lost += u32::from(matches!(&e.kind, FaultKind::HttpFault(h) if h.after));
+                }
+                if c.depended_on {
+                    deps += 1;
+                    crashes += u32::from(matches!(
+                        e.kind,
+                        FaultKind::Restart | FaultKind::Kill { .. }
+                    ));
+                }
+            }
+        }
+        // By the kind weights alone: about 0.14 and 0.4.
+        assert!(
+            f64::from(lost) > 0.45 * f64::from(called),
+            "{lost} of {called} faults on called services lose responses"
+        );
+        assert!(
+            f64::from(crashes) > 0.6 * f64::from(deps),
+            "{crashes} of {deps} faults on dependencies crash them"
+        );
+    }
+
+    #[test]
+    fn a_signature_the_universe_forbids_is_never_drawn() {
+        let mut u = universe();
+        u.kinds = vec![KindName::Pause, KindName::Partition];
+        let spec = ScheduleSpec::for_window(Duration::from_secs(100));
+        for seed in 0..100 {
+            for e in generate(seed, &u, &spec).events {
+                assert!(
+                    matches!(e.kind, FaultKind::Pause | FaultKind::Partition { .. }),
+                    "seed {seed}: {}",
+                    e.describe()
+                );
+            }
+        }
     }
 }

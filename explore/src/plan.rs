@@ -355,6 +355,7 @@ mod tests {
             http_faults: http,
             paths: paths.iter().map(|s| s.to_string()).collect(),
             post_paths: post.iter().map(|s| s.to_string()).collect(),
+            depended_on: name == "postgres",
         };
         let universe = Universe {
             components: vec![
