@@ -342,9 +342,8 @@ impl Explorer {
         let db = msctl_scenarios::sql::Databases::default();
         let deadline = Instant::now() + limit;
         let started = Instant::now();
-        let mut last = String::new();
         loop {
-            match db.scalar(&url, PENDING_ORDERS).await {
+            let last = match db.scalar(&url, PENDING_ORDERS).await {
                 Ok(Some(v)) if v.as_i64() == Some(0) => {
                     if started.elapsed() >= Duration::from_secs(1) {
                         self.progress.note(&format!(
@@ -354,9 +353,9 @@ impl Explorer {
                     }
                     break;
                 }
-                Ok(v) => last = format!("{} orders still pending", v.unwrap_or_default()),
-                Err(e) => last = format!("orders unreadable: {e}"),
-            }
+                Ok(v) => format!("{} orders still pending", v.unwrap_or_default()),
+                Err(e) => format!("orders unreadable: {e}"),
+            };
             if Instant::now() >= deadline {
                 self.progress.note(&format!(
                     "an earlier run is not over after {} s ({last}); this run shares its sagas and breakers",
