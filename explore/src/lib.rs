@@ -647,7 +647,8 @@ impl Explorer {
             events_after: best.schedule.events.len(),
             params_before: failing.params(),
             params_after: best.params(),
-            candidates,
+            // ddmin still asks past the budget; those candidates are not run.
+            candidates: candidates.min(budget),
             seconds: started.elapsed().as_secs_f64(),
             scenario_file: file,
             reproduced,
