@@ -241,6 +241,9 @@ impl Explorer {
                         .is_ok_and(|c| c.name == name)
                 })
         };
+        // A loaded stack's graph is acyclic (the loader refused it otherwise).
+        let graph =
+            msctl_stack::graph::DependencyGraph::new(&self.stack.components).unwrap_or_default();
         let components = self
             .stack
             .components
@@ -261,11 +264,7 @@ impl Explorer {
                         && msctl_chaos::http::admin_port(c).is_ok(),
                     paths: fault_paths(binary),
                     post_paths: called_post_paths(binary),
-                    depended_on: self
-                        .stack
-                        .components
-                        .values()
-                        .any(|o| o.depends_on.iter().any(|d| d.component == c.name)),
+                    depended_on: !graph.dependents(&c.name).is_empty(),
                 }
             })
             .collect();

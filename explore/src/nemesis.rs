@@ -573,6 +573,14 @@ mod tests {
         }
     }
 
+    /// The component of the universe `e` targets first.
+    fn component_of<'a>(u: &'a Universe, e: &FaultEvent) -> &'a Component {
+        u.components
+            .iter()
+            .find(|c| c.name == e.targets[0].component)
+            .expect("a component of the universe")
+    }
+
     #[test]
     fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
         let spec = ScheduleSpec::for_window(Duration::from_secs(100));
@@ -671,11 +679,7 @@ mod tests {
                     continue;
                 }
                 lost += 1;
-                let c = u
-                    .components
-                    .iter()
-                    .find(|c| c.name == e.targets[0].component)
-                    .expect("a component of the universe");
+                let c = component_of(&u, &e);
                 if !c.post_paths.is_empty() {
                     lost_on_called += 1;
                     assert!(
@@ -718,11 +722,7 @@ mod tests {
         let (mut called, mut lost, mut deps, mut crashes) = (0u32, 0u32, 0u32, 0u32);
         for seed in 0..300 {
             for e in generate(seed, &u, &spec).events {
-                let c = u
-                    .components
-                    .iter()
-                    .find(|c| c.name == e.targets[0].component)
-                    .expect("a component of the universe");
+                let c = component_of(&u, &e);
                 if !c.post_paths.is_empty() {
                     called += 1;
                     lost += u32::from(matches!(&e.kind, FaultKind::HttpFault(h) if h.after));
