@@ -568,11 +568,16 @@ impl Explorer {
             let base = &base;
             let candidates = &mut candidates;
             shrink::ddmin(events, move |subset| {
-                *candidates += 1;
+                // Past the budget ddmin still asks; those candidates are not run (nor
+                // counted) and count as passing.
+                let run = *candidates < budget;
+                if run {
+                    *candidates += 1;
+                }
                 let n = *candidates;
                 let plan = compact(base, subset, tail);
                 async move {
-                    if n > budget {
+                    if !run {
                         return false;
                     }
                     this.candidate(runner, &plan, checker, opts, n).await
@@ -646,8 +651,7 @@ impl Explorer {
             events_after: best.schedule.events.len(),
             params_before: failing.params(),
             params_after: best.params(),
-            // ddmin still asks past the budget; those candidates are not run.
-            candidates: candidates.min(budget),
+            candidates,
             seconds: started.elapsed().as_secs_f64(),
             scenario_file: file,
             reproduced,
