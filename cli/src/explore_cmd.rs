@@ -78,6 +78,10 @@ pub struct ExploreArgs {
     /// Leave the tuned components as they ran (default: put them back afterwards).
     #[arg(long)]
     pub keep_tuned: bool,
+    /// Do not start the stateless components (services, registry, gateway, Redis) afresh
+    /// before the first run and after each failed one.
+    #[arg(long)]
+    pub no_fresh: bool,
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -162,6 +166,7 @@ impl ExploreArgs {
             shrink_tries: self.shrink_tries,
             reproduction_runs: self.reproduce,
             max_candidates: self.max_candidates,
+            fresh: !self.no_fresh,
             tune,
             out_dir: self
                 .out

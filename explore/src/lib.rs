@@ -18,6 +18,7 @@ pub mod run;
 pub mod shrink;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,6 +78,10 @@ pub struct ExploreOptions {
     pub reproduction_runs: u32,
     /// Most candidate runs a shrink may make.
     pub max_candidates: u32,
+    /// Start the stateless components afresh before the first run and after every failed
+    /// one (`--no-fresh` clears): a failure a process keeps (a connection never re-opened,
+    /// a lost registration) would otherwise fail every later run, whatever its faults.
+    pub fresh: bool,
     /// Component settings to run with (on top of [`default_tuning`]); `--no-tune` clears.
     pub tune: IndexMap<String, IndexMap<String, String>>,
     /// Where scenario files go.
@@ -99,6 +104,7 @@ impl Default for ExploreOptions {
             shrink_tries: 2,
             reproduction_runs: 5,
             max_candidates: 40,
+            fresh: true,
             tune: IndexMap::new(),
             out_dir: PathBuf::from("msctl-explore"),
         }
@@ -208,6 +214,9 @@ pub struct Explorer {
     stack: Stack,
     observer: Arc<dyn Observer>,
     progress: Arc<dyn Progress>,
+    /// The next run starts its stateless components afresh (set at the start and by a
+    /// failed run, when the options ask for fresh starts).
+    stale: AtomicBool,
 }
 
 impl Explorer {
@@ -223,6 +232,7 @@ impl Explorer {
             stack,
             observer,
             progress,
+            stale: AtomicBool::new(false),
         }
     }
 
@@ -324,6 +334,33 @@ impl Explorer {
                 .map(String::as_str)
                 == Some(binary)
         })
+    }
+
+    /// Gets the stack ready for the next run of `plan`: its stateless components started
+    /// afresh when an earlier run failed (or none ran yet), then a wait for quiet.
+    async fn prepare(&self, plan: &Plan) {
+        if self.stale.swap(false, Ordering::SeqCst) {
+            let started = Instant::now();
+            match self.env.fresh_start(&plan.tune).await {
+                Ok(names) => self.progress.note(&format!(
+                    "started {} components afresh in {:.0} s ({})",
+                    names.len(),
+                    started.elapsed().as_secs_f64(),
+                    names.join(", ")
+                )),
+                Err(e) => self
+                    .progress
+                    .note(&format!("could not start the components afresh: {e}")),
+            }
+        }
+        self.quiesce(plan.settle.min(QUIESCE_MAX)).await;
+    }
+
+    /// Marks the stack stale after a failed run, when fresh starts are on.
+    fn ran(&self, failed: bool, opts: &ExploreOptions) {
+        if failed && opts.fresh {
+            self.stale.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Waits until no order is pending, at most `limit`, so that the next run (a shrink
@@ -451,15 +488,17 @@ impl Explorer {
         );
         let mut runs = Vec::new();
         let mut plans = Vec::new();
+        self.stale.store(opts.fresh, Ordering::SeqCst);
         let total = usize::try_from(opts.runs).unwrap_or(usize::MAX);
         for i in 0..total {
             let seed = opts.seed.wrapping_add(i as u64);
             let plan = self.plan(seed, &universe, opts);
-            self.quiesce(opts.settle.min(QUIESCE_MAX)).await;
+            self.prepare(&plan).await;
             self.progress.run_started(i, total, &plan);
             let outcome = runner.run(&plan, i, &format!("explore-{seed}")).await?;
             self.progress.run_finished(&outcome.report);
             let failed = !outcome.report.passed;
+            self.ran(failed, opts);
             runs.push(outcome.report);
             plans.push(plan);
             // Shrinking starts at the first failure; later seeds would only delay it.
@@ -506,14 +545,24 @@ impl Explorer {
         })
     }
 
-    /// Runs `plan` up to `tries` times; true as soon as one run fails `checker`.
-    async fn fails(&self, runner: &Runner, plan: &Plan, checker: &str, tries: u32, n: u32) -> bool {
-        for _ in 0..tries.max(1) {
+    /// Runs `plan` up to `opts.shrink_tries` times; true as soon as one run fails
+    /// `checker`.
+    async fn fails(
+        &self,
+        runner: &Runner,
+        plan: &Plan,
+        checker: &str,
+        opts: &ExploreOptions,
+        n: u32,
+    ) -> bool {
+        for _ in 0..opts.shrink_tries.max(1) {
             let label = format!("explore-{}-shrink-{n}", plan.seed);
-            self.quiesce(plan.settle.min(QUIESCE_MAX)).await;
+            self.prepare(plan).await;
             let Ok(out) = runner.run(plan, 0, &label).await else {
+                self.ran(true, opts);
                 return false;
             };
+            self.ran(!out.report.passed, opts);
             if out
                 .report
                 .verdicts
@@ -535,9 +584,7 @@ impl Explorer {
         opts: &ExploreOptions,
         n: u32,
     ) -> bool {
-        let failed = self
-            .fails(runner, plan, checker, opts.shrink_tries, n)
-            .await;
+        let failed = self.fails(runner, plan, checker, opts, n).await;
         self.progress
             .candidate(n, plan.schedule.events.len(), &plan.params(), failed);
         failed
@@ -622,10 +669,11 @@ impl Explorer {
         // Reproduction rate of the minimal scenario.
         let mut reproduced = 0;
         for k in 0..opts.reproduction_runs {
-            self.quiesce(best.settle.min(QUIESCE_MAX)).await;
+            self.prepare(&best).await;
             let out = runner
                 .run(&best, 0, &format!("{label}-repro-{}", k + 1))
                 .await?;
+            self.ran(!out.report.passed, opts);
             let failed = out
                 .report
                 .verdicts

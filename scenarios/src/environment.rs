@@ -52,6 +52,17 @@ pub trait Environment: Send + Sync {
             ))
         }
     }
+    /// Starts every stateless long-running component (one without named volumes: the
+    /// services, the registry, the gateway, a cache) afresh with these overrides: stops
+    /// them, dependents first, and starts them again, dependencies first, waiting until
+    /// they are ready. What a failed run left in a process (a connection never re-opened,
+    /// a registration lost, a breaker stuck) is gone; what the databases hold stays.
+    /// Returns the components it restarted.
+    async fn fresh_start(&self, _overrides: &Tuning) -> Result<Vec<String>, EnvError> {
+        Err(EnvError(
+            "this environment cannot restart its components".into(),
+        ))
+    }
 }
 
 /// Environment overrides: component → variable → value.
@@ -154,6 +165,45 @@ impl StackEnvironment {
             .resolve_component(name)
             .map(|c| c.name.clone())
             .map_err(EnvError)
+    }
+
+    /// The stack with `overrides` applied, and the components they name.
+    fn tuned(&self, overrides: &Tuning) -> Result<(Stack, Vec<String>), EnvError> {
+        let mut stack = self.stack.clone();
+        let mut names = Vec::new();
+        for (component, vars) in overrides {
+            let name = self.component_name(component)?;
+            let c = stack
+                .components
+                .get_mut(&name)
+                .ok_or_else(|| EnvError(format!("no component {name:?}")))?;
+            for (k, v) in vars {
+                c.environment.insert(k.clone(), v.clone());
+            }
+            names.push(name);
+        }
+        Ok((stack, names))
+    }
+
+    /// Brings `components` of `stack` up (images as they are), then re-reads endpoints.
+    async fn up(
+        &self,
+        stack: Stack,
+        components: Vec<String>,
+    ) -> Result<msctl_stack::orchestrator::UpReport, EnvError> {
+        let project = Project::new(stack, self.project.runtime().clone());
+        let opts = msctl_stack::orchestrator::UpOptions {
+            components,
+            check_images: false,
+            timeout: std::time::Duration::from_secs(240),
+            ..Default::default()
+        };
+        let report = project
+            .up(&opts, &msctl_stack::progress::silent())
+            .await
+            .map_err(|e| EnvError(e.to_string()))?;
+        self.refresh().await?;
+        Ok(report)
     }
 }
 
@@ -285,31 +335,11 @@ impl Environment for StackEnvironment {
         if overrides.is_empty() {
             return Ok(Vec::new());
         }
-        let mut stack = self.stack.clone();
-        let mut names = Vec::new();
-        for (component, vars) in overrides {
-            let name = self.component_name(component)?;
-            let c = stack
-                .components
-                .get_mut(&name)
-                .ok_or_else(|| EnvError(format!("no component {name:?}")))?;
-            for (k, v) in vars {
-                c.environment.insert(k.clone(), v.clone());
-            }
-            names.push(name);
-        }
-        let project = Project::new(stack, self.project.runtime().clone());
-        let opts = msctl_stack::orchestrator::UpOptions {
-            components: names,
-            check_images: false,
-            timeout: std::time::Duration::from_secs(240),
-            ..Default::default()
-        };
-        let report = project
-            .up(&opts, &msctl_stack::progress::silent())
+        let (stack, names) = self.tuned(overrides)?;
+        let report = self
+            .up(stack, names)
             .await
             .map_err(|e| EnvError(format!("cannot apply [tune]: {e}")))?;
-        self.refresh().await?;
         Ok(report
             .components
             .iter()
@@ -320,6 +350,33 @@ impl Environment for StackEnvironment {
             })
             .map(|(c, _)| c.clone())
             .collect())
+    }
+
+    async fn fresh_start(&self, overrides: &Tuning) -> Result<Vec<String>, EnvError> {
+        let (stack, _) = self.tuned(overrides)?;
+        // Only what this project runs (a profile left out stays out).
+        let running = self
+            .project
+            .ps()
+            .await
+            .map_err(|e| EnvError(e.to_string()))?;
+        let names: Vec<String> = self
+            .stack
+            .components
+            .values()
+            .filter(|c| c.volumes.is_empty())
+            .filter(|c| c.restart != msctl_stack::model::RestartPolicy::No)
+            .filter(|c| running.iter().any(|r| r.component == c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        self.project
+            .stop(&names, &msctl_stack::progress::silent())
+            .await
+            .map_err(|e| EnvError(format!("cannot stop the components: {e}")))?;
+        self.up(stack, names.clone())
+            .await
+            .map_err(|e| EnvError(format!("cannot start the components again: {e}")))?;
+        Ok(names)
     }
 }
 

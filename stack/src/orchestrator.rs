@@ -805,6 +805,48 @@ impl Project {
             .unwrap_or_default()
     }
 
+    /// Stops the running containers of `components` (dependents first, one dependency
+    /// level at a time), leaving them in place for `up` to start again. Returns the names
+    /// of the containers it stopped.
+    pub async fn stop(
+        &self,
+        components: &[String],
+        progress: &ProgressSink,
+    ) -> Result<Vec<String>, OrchestratorError> {
+        let order = self.stack.graph.order();
+        let containers = self.runtime.list_containers().await?;
+        let mut groups: BTreeMap<usize, Vec<&ContainerInfo>> = BTreeMap::new();
+        for c in &containers {
+            let Some(name) = c.component().filter(|n| components.iter().any(|w| w == n)) else {
+                continue;
+            };
+            if c.is_helper() || c.state != ContainerState::Running {
+                continue;
+            }
+            let rank = order
+                .iter()
+                .position(|o| o == name)
+                .map_or(0, |p| order.len() - p);
+            groups.entry(rank).or_default().push(c);
+        }
+        let mut stopped = Vec::new();
+        for (_, group) in groups {
+            let futs = group.into_iter().map(|c| async move {
+                let timeout = c
+                    .component()
+                    .and_then(|n| self.stack.components.get(n))
+                    .map_or(Duration::from_secs(10), |comp| comp.stop_timeout);
+                progress.start(&c.name, &c.name, None);
+                progress.message(&c.name, "stopping");
+                self.runtime.stop_container(&c.id, timeout).await?;
+                progress.finish(&c.name, true, "stopped");
+                Ok::<String, OrchestratorError>(c.name.clone())
+            });
+            stopped.extend(try_join_all(futs).await?);
+        }
+        Ok(stopped)
+    }
+
     /// Removes the project's containers (dependents first) and networks, and with
     /// `volumes` its volumes. Returns the names of what was removed.
     pub async fn down(
