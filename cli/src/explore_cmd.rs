@@ -17,7 +17,7 @@ use msctl_chaos::Chaos;
 use msctl_explore::nemesis::KindName;
 use msctl_explore::plan::Plan;
 use msctl_explore::report::model::{ExploreReport, RunReport};
-use msctl_explore::{ExploreOptions, Explorer, Progress};
+use msctl_explore::{ExploreOptions, Explorer, Fresh, Progress};
 use msctl_scenarios::StackEnvironment;
 use msctl_stack::docker::DockerRuntime;
 use msctl_stack::engine;
@@ -78,10 +78,11 @@ pub struct ExploreArgs {
     /// Leave the tuned components as they ran (default: put them back afterwards).
     #[arg(long)]
     pub keep_tuned: bool,
-    /// Do not start the stateless components (services, registry, gateway, Redis) afresh
-    /// before the first run and after each failed one.
-    #[arg(long)]
-    pub no_fresh: bool,
+    /// What starts afresh before the first run and after each failed one: the stateless
+    /// components (processes: services, registry, gateway, Redis; data kept), the whole
+    /// project with its volumes, seeded again (data), or nothing (none).
+    #[arg(long, value_enum, default_value = "processes")]
+    pub fresh: FreshArg,
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -97,6 +98,17 @@ pub struct ExploreArgs {
     /// Where each run's scenario file goes (default .msctl/<project>/explore next to the stack file).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+/// `--fresh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FreshArg {
+    /// Nothing.
+    None,
+    /// The stateless components.
+    Processes,
+    /// The whole project, volumes included, seeded again.
+    Data,
 }
 
 /// A comma list of fault kinds, as `--faults` takes it.
@@ -166,7 +178,11 @@ impl ExploreArgs {
             shrink_tries: self.shrink_tries,
             reproduction_runs: self.reproduce,
             max_candidates: self.max_candidates,
-            fresh: !self.no_fresh,
+            fresh: match self.fresh {
+                FreshArg::None => Fresh::None,
+                FreshArg::Processes => Fresh::Processes,
+                FreshArg::Data => Fresh::Data,
+            },
             tune,
             out_dir: self
                 .out

@@ -78,10 +78,10 @@ pub struct ExploreOptions {
     pub reproduction_runs: u32,
     /// Most candidate runs a shrink may make.
     pub max_candidates: u32,
-    /// Start the stateless components afresh before the first run and after every failed
-    /// one (`--no-fresh` clears): a failure a process keeps (a connection never re-opened,
-    /// a lost registration) would otherwise fail every later run, whatever its faults.
-    pub fresh: bool,
+    /// What starts afresh before the first run and after every failed one: a failure a
+    /// process keeps (a connection never re-opened, a lost registration), or a saga it
+    /// left unfinishable, would otherwise fail every later run, whatever its faults.
+    pub fresh: Fresh,
     /// Component settings to run with (on top of [`default_tuning`]); `--no-tune` clears.
     pub tune: IndexMap<String, IndexMap<String, String>>,
     /// Where scenario files go.
@@ -104,11 +104,22 @@ impl Default for ExploreOptions {
             shrink_tries: 2,
             reproduction_runs: 5,
             max_candidates: 40,
-            fresh: true,
+            fresh: Fresh::Processes,
             tune: IndexMap::new(),
             out_dir: PathBuf::from("msctl-explore"),
         }
     }
+}
+
+/// What explore starts afresh before the first run and after every failed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fresh {
+    /// Nothing: every run takes the stack as the last one left it.
+    None,
+    /// The stateless components (no named volumes) are restarted; data stays.
+    Processes,
+    /// The whole project is removed with its volumes, started again and seeded.
+    Data,
 }
 
 /// What explore tells as it goes.
@@ -217,6 +228,8 @@ pub struct Explorer {
     /// The next run starts its stateless components afresh (set at the start and by a
     /// failed run, when the options ask for fresh starts).
     stale: AtomicBool,
+    /// A fresh start removes the data too (`Fresh::Data`).
+    fresh: AtomicBool,
 }
 
 impl Explorer {
@@ -233,6 +246,7 @@ impl Explorer {
             observer,
             progress,
             stale: AtomicBool::new(false),
+            fresh: AtomicBool::new(false),
         }
     }
 
@@ -341,12 +355,18 @@ impl Explorer {
     async fn prepare(&self, plan: &Plan) {
         if self.stale.swap(false, Ordering::SeqCst) {
             let started = Instant::now();
-            match self.env.fresh_start(&plan.tune).await {
+            let data = self.fresh.load(Ordering::SeqCst);
+            match self.env.fresh_start(&plan.tune, data).await {
                 Ok(names) => self.progress.note(&format!(
-                    "started {} components afresh in {:.0} s ({})",
+                    "started {} components afresh in {:.0} s ({}){}",
                     names.len(),
                     started.elapsed().as_secs_f64(),
-                    names.join(", ")
+                    names.join(", "),
+                    if data {
+                        "; the volumes were removed and the fixtures seeded again"
+                    } else {
+                        ""
+                    }
                 )),
                 Err(e) => self
                     .progress
@@ -358,7 +378,7 @@ impl Explorer {
 
     /// Marks the stack stale after a failed run, when fresh starts are on.
     fn ran(&self, failed: bool, opts: &ExploreOptions) {
-        if failed && opts.fresh {
+        if failed && opts.fresh != Fresh::None {
             self.stale.store(true, Ordering::SeqCst);
         }
     }
@@ -488,7 +508,10 @@ impl Explorer {
         );
         let mut runs = Vec::new();
         let mut plans = Vec::new();
-        self.stale.store(opts.fresh, Ordering::SeqCst);
+        self.stale
+            .store(opts.fresh != Fresh::None, Ordering::SeqCst);
+        self.fresh
+            .store(opts.fresh == Fresh::Data, Ordering::SeqCst);
         let total = usize::try_from(opts.runs).unwrap_or(usize::MAX);
         for i in 0..total {
             let seed = opts.seed.wrapping_add(i as u64);
@@ -661,7 +684,7 @@ impl Explorer {
             &best,
             &label,
             &format!(
-                "Shrunk from {} faults to {}; checker {checker}.",
+                "Shrunk from {} faults to {}; checker {checker}. Explore ran it on freshly started services (data kept): restart them first to reproduce it the same way.",
                 failing.schedule.events.len(),
                 best.schedule.events.len()
             ),
@@ -752,6 +775,93 @@ pub fn replay_command(seed: u64, opts: &ExploreOptions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An environment that only counts fresh starts (and the tuning they were given).
+    #[derive(Default)]
+    struct Restarts(std::sync::Mutex<Vec<Vec<String>>>);
+
+    #[async_trait::async_trait]
+    impl Environment for Restarts {
+        fn endpoint(
+            &self,
+            c: &str,
+            _p: Option<u16>,
+        ) -> Result<std::net::SocketAddr, msctl_scenarios::environment::EnvError> {
+            Err(msctl_scenarios::environment::EnvError(format!("no {c}")))
+        }
+        fn database_url(&self, c: &str) -> Result<String, msctl_scenarios::environment::EnvError> {
+            Err(msctl_scenarios::environment::EnvError(format!("no {c}")))
+        }
+        async fn apply_fault(
+            &self,
+            _s: &FaultSpec,
+        ) -> Result<String, msctl_scenarios::environment::EnvError> {
+            Ok("f".into())
+        }
+        async fn revert_fault(
+            &self,
+            _id: &str,
+        ) -> Result<(), msctl_scenarios::environment::EnvError> {
+            Ok(())
+        }
+        async fn fresh_start(
+            &self,
+            tune: &msctl_scenarios::environment::Tuning,
+            _data: bool,
+        ) -> Result<Vec<String>, msctl_scenarios::environment::EnvError> {
+            let tuned: Vec<String> = tune.keys().cloned().collect();
+            self.0.lock().expect("lock").push(tuned);
+            Ok(vec!["edge".into()])
+        }
+    }
+
+    #[tokio::test]
+    async fn components_start_afresh_first_and_after_each_failed_run_only() {
+        let text = r#"
+name = "t"
+[components.edge]
+image = "x"
+command = ["gateway"]
+"#;
+        let stack = Stack::parse(std::path::Path::new("stack.toml"), text).expect("stack");
+        let env = Arc::new(Restarts::default());
+        let explorer = Explorer::new(
+            env.clone(),
+            stack,
+            Arc::new(msctl_scenarios::engine::Silent),
+            Arc::new(Quiet),
+        );
+        let opts = ExploreOptions::default();
+        let universe = explorer.universe(&opts).expect("universe");
+        let plan = explorer.plan(1, &universe, &opts);
+        let count = || env.0.lock().expect("lock").len();
+        // explore() marks the stack stale before its first run.
+        explorer
+            .stale
+            .store(opts.fresh != Fresh::None, Ordering::SeqCst);
+        explorer.prepare(&plan).await;
+        assert_eq!(count(), 1, "the first run starts afresh");
+        assert_eq!(
+            env.0.lock().expect("lock")[0],
+            vec!["edge".to_string()],
+            "with the tuning"
+        );
+        explorer.ran(false, &opts);
+        explorer.prepare(&plan).await;
+        assert_eq!(count(), 1, "a passed run leaves the stack as it is");
+        explorer.ran(true, &opts);
+        explorer.prepare(&plan).await;
+        assert_eq!(count(), 2, "a failed run is followed by a fresh start");
+        explorer.prepare(&plan).await;
+        assert_eq!(count(), 2, "once");
+        let no_fresh = ExploreOptions {
+            fresh: Fresh::None,
+            ..ExploreOptions::default()
+        };
+        explorer.ran(true, &no_fresh);
+        explorer.prepare(&plan).await;
+        assert_eq!(count(), 2, "--fresh none never restarts");
+    }
 
     // 687afb1 described this tuning but did not apply it: pin it.
     #[test]

@@ -56,9 +56,11 @@ pub trait Environment: Send + Sync {
     /// services, the registry, the gateway, a cache) afresh with these overrides: stops
     /// them, dependents first, and starts them again, dependencies first, waiting until
     /// they are ready. What a failed run left in a process (a connection never re-opened,
-    /// a registration lost, a breaker stuck) is gone; what the databases hold stays.
+    /// a registration lost, a breaker stuck) is gone; what the databases hold stays —
+    /// unless `data`: then the whole project is removed with its volumes, started again
+    /// and seeded, so that not even a saga a failed run left unfinishable remains.
     /// Returns the components it restarted.
-    async fn fresh_start(&self, _overrides: &Tuning) -> Result<Vec<String>, EnvError> {
+    async fn fresh_start(&self, _overrides: &Tuning, _data: bool) -> Result<Vec<String>, EnvError> {
         Err(EnvError(
             "this environment cannot restart its components".into(),
         ))
@@ -352,8 +354,25 @@ impl Environment for StackEnvironment {
             .collect())
     }
 
-    async fn fresh_start(&self, overrides: &Tuning) -> Result<Vec<String>, EnvError> {
+    async fn fresh_start(&self, overrides: &Tuning, data: bool) -> Result<Vec<String>, EnvError> {
         let (stack, _) = self.tuned(overrides)?;
+        if data {
+            let quiet = msctl_stack::progress::silent();
+            self.project
+                .down(true, &quiet)
+                .await
+                .map_err(|e| EnvError(format!("cannot remove the project: {e}")))?;
+            let names: Vec<String> = stack.graph.order().to_vec();
+            let project = Project::new(stack.clone(), self.project.runtime().clone());
+            self.up(stack, Vec::new())
+                .await
+                .map_err(|e| EnvError(format!("cannot start the project again: {e}")))?;
+            project
+                .seed(&[], &quiet)
+                .await
+                .map_err(|e| EnvError(format!("cannot seed the project again: {e}")))?;
+            return Ok(names);
+        }
         // Only what this project runs (a profile left out stays out).
         let running = self
             .project

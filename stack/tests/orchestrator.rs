@@ -580,6 +580,49 @@ async fn down_removes_only_our_resources_dependents_first() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn stop_stops_only_the_named_dependents_first_and_up_starts_them_again() {
+    let rt = FakeRuntime::new("shop");
+    rt.add_foreign("web");
+    let p = project(&rt, STACK);
+    p.up(&opts(), &silent()).await.expect("up");
+    rt.clear_log();
+    let stopped = p
+        .stop(&["api".into(), "web".into()], &silent())
+        .await
+        .expect("stop");
+    assert_eq!(stopped.len(), 3, "{stopped:?}");
+    let log = rt.log();
+    assert!(pos(&log, "stop shop-web-1") < pos(&log, "stop shop-api-1"));
+    assert!(pos(&log, "stop shop-web-1") < pos(&log, "stop shop-api-2"));
+    assert!(
+        log.iter()
+            .all(|l| l.starts_with("stop shop-api") || l == "stop shop-web-1"),
+        "only the named components' containers: {log:?}"
+    );
+    // Stopped, not removed: up starts the same containers, dependencies first.
+    assert_eq!(rt.count(), 6);
+    rt.clear_log();
+    let again = UpOptions {
+        components: vec!["api".into(), "web".into()],
+        ..opts()
+    };
+    let report = p.up(&again, &silent()).await.expect("up again");
+    let log = rt.log();
+    assert!(pos(&log, "start shop-api-1") < pos(&log, "start shop-web-1"));
+    assert!(!log.iter().any(|l| l.starts_with("create")), "{log:?}");
+    let web = report
+        .components
+        .iter()
+        .find(|(c, _)| c == "web")
+        .expect("web in the report");
+    assert!(web.1.iter().all(|a| matches!(a, Action::Start { .. })));
+    // A stopped container is not stopped twice.
+    p.stop(&["db".into()], &silent()).await.expect("stop db");
+    let stopped = p.stop(&["db".into()], &silent()).await.expect("stop db");
+    assert!(stopped.is_empty(), "{stopped:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn ps_lists_replicas_in_stack_order() {
     let rt = FakeRuntime::new("shop");
     let p = project(&rt, STACK);
