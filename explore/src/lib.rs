@@ -539,11 +539,7 @@ impl Explorer {
         let mut shrink = None;
         if opts.shrink {
             if let Some(i) = first_failed {
-                let checker = runs[i]
-                    .verdicts
-                    .iter()
-                    .find(|v| !v.passed)
-                    .map(|v| v.checker.clone());
+                let checker = shrink_target(&runs[i].verdicts);
                 match checker {
                     Some(c) => shrink = Some(self.shrink(&runner, &plans[i], &c, opts).await?),
                     None => self.progress.note(&format!(
@@ -732,6 +728,34 @@ impl Explorer {
     }
 }
 
+/// The failed checker a shrink keeps failing: the most specific one. A history or
+/// contract checker (a double charge, a retried POST) names the fault's class and is judged
+/// at once; a balance (stock, money) comes next; a symptom any stuck saga shows (orders not
+/// terminal, notifications missing) is kept only when nothing more specific failed. A
+/// checker that could not read its rows is never kept while one that judged failed.
+pub fn shrink_target(verdicts: &[report::model::Verdict]) -> Option<String> {
+    use msctl_scenarios::checks::{FINAL_CHECKERS, FINAL_WHEN_QUIESCENT};
+    let rank = |v: &report::model::Verdict| {
+        let unread = v
+            .invariant
+            .starts_with(msctl_scenarios::checks::UNREAD_PREFIX);
+        let class = if FINAL_CHECKERS.contains(&v.checker.as_str()) {
+            0
+        } else if FINAL_WHEN_QUIESCENT.contains(&v.checker.as_str()) {
+            1
+        } else {
+            2
+        };
+        (unread, class)
+    };
+    verdicts
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.passed)
+        .min_by_key(|(i, v)| (rank(v), *i))
+        .map(|(_, v)| v.checker.clone())
+}
+
 /// `plan` with only `events`, its workload cut to end `tail` after the last fault (at
 /// least 20 s, never longer than it was).
 pub fn compact(plan: &Plan, events: Vec<nemesis::FaultEvent>, tail: Duration) -> Plan {
@@ -861,6 +885,57 @@ command = ["gateway"]
         explorer.ran(true, &no_fresh);
         explorer.prepare(&plan).await;
         assert_eq!(count(), 2, "--fresh none never restarts");
+    }
+
+    fn verdict(checker: &str, passed: bool, unread: bool) -> report::model::Verdict {
+        report::model::Verdict {
+            checker: checker.into(),
+            invariant: if unread {
+                format!(
+                    "{} the rows it needs could not be read",
+                    msctl_scenarios::checks::UNREAD_PREFIX
+                )
+            } else {
+                "holds".into()
+            },
+            passed,
+            evidence: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_shrink_keeps_the_most_specific_failed_checker() {
+        let v = [
+            verdict("terminal-orders", false, false),
+            verdict("no-double-charge", true, false),
+            verdict("stock-conservation", false, false),
+            verdict("acknowledged-orders", false, false),
+        ];
+        assert_eq!(shrink_target(&v).as_deref(), Some("stock-conservation"));
+        let v = [
+            verdict("stock-conservation", false, false),
+            verdict("post-at-most-once", false, false),
+        ];
+        assert_eq!(shrink_target(&v).as_deref(), Some("post-at-most-once"));
+        // An unread contract verdict loses to a judged symptom.
+        let v = [
+            verdict("retry-budget", false, true),
+            verdict("terminal-orders", false, false),
+        ];
+        assert_eq!(shrink_target(&v).as_deref(), Some("terminal-orders"));
+        // Among equals, the first.
+        let v = [
+            verdict("one-confirmed-notification", false, false),
+            verdict("no-event-lost", false, false),
+        ];
+        assert_eq!(
+            shrink_target(&v).as_deref(),
+            Some("one-confirmed-notification")
+        );
+        assert_eq!(
+            shrink_target(&[verdict("money-balance", true, false)]),
+            None
+        );
     }
 
     // 687afb1 described this tuning but did not apply it: pin it.

@@ -35,6 +35,9 @@ pub struct Verdict {
     pub evidence: Vec<String>,
 }
 
+/// How the invariant of a verdict that could not read its rows begins.
+pub const UNREAD_PREFIX: &str = invariants::UNREAD;
+
 /// Most offending items listed per verdict (the count is always given).
 pub const MAX_EVIDENCE: usize = 20;
 
