@@ -228,8 +228,6 @@ pub struct Explorer {
     /// The next run starts its stateless components afresh (set at the start and by a
     /// failed run, when the options ask for fresh starts).
     stale: AtomicBool,
-    /// A fresh start removes the data too (`Fresh::Data`).
-    fresh: AtomicBool,
 }
 
 impl Explorer {
@@ -246,7 +244,6 @@ impl Explorer {
             observer,
             progress,
             stale: AtomicBool::new(false),
-            fresh: AtomicBool::new(false),
         }
     }
 
@@ -352,10 +349,10 @@ impl Explorer {
 
     /// Gets the stack ready for the next run of `plan`: its stateless components started
     /// afresh when an earlier run failed (or none ran yet), then a wait for quiet.
-    async fn prepare(&self, plan: &Plan) {
+    async fn prepare(&self, plan: &Plan, opts: &ExploreOptions) {
         if self.stale.swap(false, Ordering::SeqCst) {
             let started = Instant::now();
-            let data = self.fresh.load(Ordering::SeqCst);
+            let data = opts.fresh == Fresh::Data;
             match self.env.fresh_start(&plan.tune, data).await {
                 Ok(names) => self.progress.note(&format!(
                     "started {} components afresh in {:.0} s ({}){}",
@@ -510,13 +507,11 @@ impl Explorer {
         let mut plans = Vec::new();
         self.stale
             .store(opts.fresh != Fresh::None, Ordering::SeqCst);
-        self.fresh
-            .store(opts.fresh == Fresh::Data, Ordering::SeqCst);
         let total = usize::try_from(opts.runs).unwrap_or(usize::MAX);
         for i in 0..total {
             let seed = opts.seed.wrapping_add(i as u64);
             let plan = self.plan(seed, &universe, opts);
-            self.prepare(&plan).await;
+            self.prepare(&plan, opts).await;
             self.progress.run_started(i, total, &plan);
             let outcome = runner.run(&plan, i, &format!("explore-{seed}")).await?;
             self.progress.run_finished(&outcome.report);
@@ -576,18 +571,13 @@ impl Explorer {
     ) -> bool {
         for _ in 0..opts.shrink_tries.max(1) {
             let label = format!("explore-{}-shrink-{n}", plan.seed);
-            self.prepare(plan).await;
+            self.prepare(plan, opts).await;
             let Ok(out) = runner.run(plan, 0, &label).await else {
                 self.ran(true, opts);
                 return false;
             };
             self.ran(!out.report.passed, opts);
-            if out
-                .report
-                .verdicts
-                .iter()
-                .any(|v| v.checker == checker && !v.passed)
-            {
+            if out.report.failed(checker) {
                 return true;
             }
         }
@@ -688,16 +678,12 @@ impl Explorer {
         // Reproduction rate of the minimal scenario.
         let mut reproduced = 0;
         for k in 0..opts.reproduction_runs {
-            self.prepare(&best).await;
+            self.prepare(&best, opts).await;
             let out = runner
                 .run(&best, 0, &format!("{label}-repro-{}", k + 1))
                 .await?;
             self.ran(!out.report.passed, opts);
-            let failed = out
-                .report
-                .verdicts
-                .iter()
-                .any(|v| v.checker == checker && !v.passed);
+            let failed = out.report.failed(checker);
             reproduced += u32::from(failed);
             self.progress.note(&format!(
                 "reproduction {}/{}: {}",
@@ -863,7 +849,7 @@ command = ["gateway"]
         explorer
             .stale
             .store(opts.fresh != Fresh::None, Ordering::SeqCst);
-        explorer.prepare(&plan).await;
+        explorer.prepare(&plan, &opts).await;
         assert_eq!(count(), 1, "the first run starts afresh");
         assert_eq!(
             env.0.lock().expect("lock")[0],
@@ -871,19 +857,19 @@ command = ["gateway"]
             "with the tuning"
         );
         explorer.ran(false, &opts);
-        explorer.prepare(&plan).await;
+        explorer.prepare(&plan, &opts).await;
         assert_eq!(count(), 1, "a passed run leaves the stack as it is");
         explorer.ran(true, &opts);
-        explorer.prepare(&plan).await;
+        explorer.prepare(&plan, &opts).await;
         assert_eq!(count(), 2, "a failed run is followed by a fresh start");
-        explorer.prepare(&plan).await;
+        explorer.prepare(&plan, &opts).await;
         assert_eq!(count(), 2, "once");
         let no_fresh = ExploreOptions {
             fresh: Fresh::None,
             ..ExploreOptions::default()
         };
         explorer.ran(true, &no_fresh);
-        explorer.prepare(&plan).await;
+        explorer.prepare(&plan, &no_fresh).await;
         assert_eq!(count(), 2, "--fresh none never restarts");
     }
 

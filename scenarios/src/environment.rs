@@ -363,11 +363,10 @@ impl Environment for StackEnvironment {
                 .await
                 .map_err(|e| EnvError(format!("cannot remove the project: {e}")))?;
             let names: Vec<String> = stack.graph.order().to_vec();
-            let project = Project::new(stack.clone(), self.project.runtime().clone());
             self.up(stack, Vec::new())
                 .await
                 .map_err(|e| EnvError(format!("cannot start the project again: {e}")))?;
-            project
+            self.project
                 .seed(&[], &quiet)
                 .await
                 .map_err(|e| EnvError(format!("cannot seed the project again: {e}")))?;

@@ -805,6 +805,34 @@ impl Project {
             .unwrap_or_default()
     }
 
+    /// `containers` in groups to stop one after another: reverse start order, one
+    /// dependency level at a time; helpers and components unknown to this stack file go
+    /// first.
+    fn shutdown_order<'a>(
+        &self,
+        containers: impl Iterator<Item = &'a ContainerInfo>,
+    ) -> Vec<Vec<&'a ContainerInfo>> {
+        let order = self.stack.graph.order();
+        let rank = |c: &ContainerInfo| -> usize {
+            c.component()
+                .filter(|_| !c.is_helper())
+                .and_then(|n| order.iter().position(|o| o == n))
+                .map_or(0, |p| order.len() - p)
+        };
+        let mut groups: BTreeMap<usize, Vec<&ContainerInfo>> = BTreeMap::new();
+        for c in containers {
+            groups.entry(rank(c)).or_default().push(c);
+        }
+        groups.into_values().collect()
+    }
+
+    /// How long a container's component may take to stop before it is killed.
+    fn stop_timeout(&self, c: &ContainerInfo) -> Duration {
+        c.component()
+            .and_then(|n| self.stack.components.get(n))
+            .map_or(Duration::from_secs(10), |comp| comp.stop_timeout)
+    }
+
     /// Stops the running containers of `components` (dependents first, one dependency
     /// level at a time), leaving them in place for `up` to start again. Returns the names
     /// of the containers it stopped.
@@ -813,32 +841,21 @@ impl Project {
         components: &[String],
         progress: &ProgressSink,
     ) -> Result<Vec<String>, OrchestratorError> {
-        let order = self.stack.graph.order();
         let containers = self.runtime.list_containers().await?;
-        let mut groups: BTreeMap<usize, Vec<&ContainerInfo>> = BTreeMap::new();
-        for c in &containers {
-            let Some(name) = c.component().filter(|n| components.iter().any(|w| w == n)) else {
-                continue;
-            };
-            if c.is_helper() || c.state != ContainerState::Running {
-                continue;
-            }
-            let rank = order
-                .iter()
-                .position(|o| o == name)
-                .map_or(0, |p| order.len() - p);
-            groups.entry(rank).or_default().push(c);
-        }
+        let named = containers.iter().filter(|c| {
+            !c.is_helper()
+                && c.state == ContainerState::Running
+                && c.component()
+                    .is_some_and(|n| components.iter().any(|w| w == n))
+        });
         let mut stopped = Vec::new();
-        for (_, group) in groups {
+        for group in self.shutdown_order(named) {
             let futs = group.into_iter().map(|c| async move {
-                let timeout = c
-                    .component()
-                    .and_then(|n| self.stack.components.get(n))
-                    .map_or(Duration::from_secs(10), |comp| comp.stop_timeout);
                 progress.start(&c.name, &c.name, None);
                 progress.message(&c.name, "stopping");
-                self.runtime.stop_container(&c.id, timeout).await?;
+                self.runtime
+                    .stop_container(&c.id, self.stop_timeout(c))
+                    .await?;
                 progress.finish(&c.name, true, "stopped");
                 Ok::<String, OrchestratorError>(c.name.clone())
             });
@@ -855,31 +872,10 @@ impl Project {
         progress: &ProgressSink,
     ) -> Result<Vec<String>, OrchestratorError> {
         let containers = self.runtime.list_containers().await?;
-        let order = self.stack.graph.order();
-        // Stop in reverse start order, one dependency level at a time; helpers and
-        // components unknown to this stack file go first.
-        let rank = |c: &ContainerInfo| -> usize {
-            c.component()
-                .and_then(|n| {
-                    if c.is_helper() {
-                        None
-                    } else {
-                        order.iter().position(|o| o == n)
-                    }
-                })
-                .map_or(0, |p| order.len() - p)
-        };
-        let mut groups: BTreeMap<usize, Vec<&ContainerInfo>> = BTreeMap::new();
-        for c in &containers {
-            groups.entry(rank(c)).or_default().push(c);
-        }
         let mut removed = Vec::new();
-        for (_, group) in groups {
+        for group in self.shutdown_order(containers.iter()) {
             let futs = group.into_iter().map(|c| async move {
-                let timeout = c
-                    .component()
-                    .and_then(|n| self.stack.components.get(n))
-                    .map_or(Duration::from_secs(10), |comp| comp.stop_timeout);
+                let timeout = self.stop_timeout(c);
                 progress.start(&c.name, &c.name, None);
                 if matches!(
                     c.state,

@@ -67,6 +67,15 @@ pub struct RunReport {
     pub error: Option<String>,
 }
 
+impl RunReport {
+    /// Whether `checker` judged this run and failed it.
+    pub fn failed(&self, checker: &str) -> bool {
+        self.verdicts
+            .iter()
+            .any(|v| v.checker == checker && !v.passed)
+    }
+}
+
 /// One fault of a schedule.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FaultWindow {
