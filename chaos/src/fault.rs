@@ -31,6 +31,9 @@ pub enum FaultKind {
         /// The other group; empty = everything.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         from: Vec<Target>,
+        /// What happens to the TCP connections between the two groups (only with `from`).
+        #[serde(default, skip_serializing_if = "PartitionReset::is_keep")]
+        reset: PartitionReset,
     },
     /// Added egress delay with jitter (`tc netem`).
     Latency {
@@ -47,6 +50,50 @@ pub enum FaultKind {
     },
     /// A fault injected by the service itself through `POST /admin/faults`.
     HttpFault(HttpFault),
+}
+
+/// What a partition with `from` does to the TCP connections already open between the two
+/// groups. New connections fail at once either way ("No route to host").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionReset {
+    /// Left open: they hang, their unacknowledged data waits in the kernel, and after the
+    /// heal TCP retransmits it as if nothing happened (a cut shorter than every timeout).
+    #[default]
+    Keep,
+    /// Destroyed as the cut starts (`ss -K` on both sides): each peer gets a connection
+    /// error on its next read or write, as with Toxiproxy's `reset_peer`.
+    Start,
+    /// Destroyed as the cut heals, before the routes go: what a cut longer than the peers'
+    /// keepalive, heartbeat or user timeouts leaves — everything written during the cut
+    /// and not acknowledged by the application is lost, and each side must reconnect.
+    Heal,
+}
+
+impl PartitionReset {
+    /// Serde's "skip the default".
+    pub fn is_keep(&self) -> bool {
+        *self == PartitionReset::Keep
+    }
+
+    /// The command-line and file name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionReset::Keep => "keep",
+            PartitionReset::Start => "start",
+            PartitionReset::Heal => "heal",
+        }
+    }
+
+    /// Parses a command-line or file name.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "keep" => Ok(PartitionReset::Keep),
+            "start" => Ok(PartitionReset::Start),
+            "heal" => Ok(PartitionReset::Heal),
+            other => Err(format!("reset \"{other}\" is not one of keep, start, heal")),
+        }
+    }
 }
 
 impl FaultKind {
@@ -74,14 +121,20 @@ impl fmt::Display for FaultKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FaultKind::Kill { signal } => write!(f, "kill {signal}"),
-            FaultKind::Partition { from } if !from.is_empty() => write!(
-                f,
-                "partition from {}",
-                from.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
+            FaultKind::Partition { from, reset } if !from.is_empty() => {
+                write!(
+                    f,
+                    "partition from {}",
+                    from.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )?;
+                match reset {
+                    PartitionReset::Keep => Ok(()),
+                    r => write!(f, " (reset at {})", r.name()),
+                }
+            }
             FaultKind::Latency {
                 delay_ms,
                 jitter_ms,
@@ -197,7 +250,13 @@ impl FaultSpec {
             FaultKind::Kill { signal } => {
                 parse_signal(signal).map_err(ChaosError::Usage)?;
             }
-            FaultKind::Partition { from } => {
+            FaultKind::Partition { from, reset } => {
+                if from.is_empty() && !reset.is_keep() {
+                    return usage(format!(
+                        "--reset {} needs --from: it acts on the connections between the two groups",
+                        reset.name()
+                    ));
+                }
                 for t in from {
                     if self.targets.contains(t) {
                         return usage(format!(
@@ -377,6 +436,7 @@ mod tests {
             FaultSpec {
                 kind: FaultKind::Partition {
                     from: vec![Target::all("redis")],
+                    reset: PartitionReset::Keep,
                 },
                 ..spec(FaultKind::Stop)
             },
@@ -471,6 +531,7 @@ mod tests {
             seed: Some(7),
             ..spec(FaultKind::Partition {
                 from: vec![Target::all("postgres")],
+                reset: PartitionReset::Heal,
             })
         };
         let text = serde_json::to_string(&s).expect("json");

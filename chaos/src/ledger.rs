@@ -68,6 +68,9 @@ pub enum Undo {
         container: Victim,
         /// `a.b.c.d` addresses of the other group.
         addresses: Vec<String>,
+        /// Destroy the open TCP connections to them first (a partition reset at heal).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reset: bool,
     },
     /// Recompute the container's netem qdisc from the faults still active on it (or remove
     /// it when none are).

@@ -33,7 +33,7 @@ use tokio::time::Instant;
 
 pub use crate::engine::FaultEngine;
 pub use crate::error::ChaosError;
-pub use crate::fault::{FaultKind, FaultSpec, HttpFault};
+pub use crate::fault::{FaultKind, FaultSpec, HttpFault, PartitionReset};
 pub use crate::ledger::{FaultId, FaultLedger, FaultRecord, FaultState, Undo, Victim};
 pub use crate::target::{Selector, Target};
 
@@ -81,7 +81,9 @@ enum Step {
     Restart(Victim, Duration),
     Pause(Victim),
     Disconnect(Victim, String),
-    AddRoutes(Victim, Vec<Ipv4Addr>),
+    /// Unreachable routes to the addresses, then (with `true`) the open TCP connections to
+    /// them destroyed.
+    AddRoutes(Victim, Vec<Ipv4Addr>, bool),
     Netem(Victim),
     SetHttp(Victim, HttpFault),
 }
@@ -348,7 +350,7 @@ impl Chaos {
                     });
                 }
             }
-            FaultKind::Partition { from } if from.is_empty() => {
+            FaultKind::Partition { from, .. } if from.is_empty() => {
                 let network = self.network();
                 for v in &victims {
                     let ep = self.engine.endpoint(&v.id, &network).await?.ok_or_else(|| {
@@ -370,7 +372,7 @@ impl Chaos {
                     });
                 }
             }
-            FaultKind::Partition { from } => {
+            FaultKind::Partition { from, reset } => {
                 let others: Vec<Victim> = self
                     .resolve_all(from, seed)
                     .await?
@@ -396,10 +398,15 @@ impl Chaos {
                 for (side, other) in [(&victims, &others), (&others, &victims)] {
                     for v in side.iter() {
                         let peer_ips = ips(other);
-                        steps.push(Step::AddRoutes(v.clone(), peer_ips.clone()));
+                        steps.push(Step::AddRoutes(
+                            v.clone(),
+                            peer_ips.clone(),
+                            *reset == PartitionReset::Start,
+                        ));
                         undo.push(Undo::DelRoutes {
                             container: v.clone(),
                             addresses: peer_ips.iter().map(ToString::to_string).collect(),
+                            reset: *reset == PartitionReset::Heal,
                         });
                     }
                 }
@@ -477,19 +484,37 @@ impl Chaos {
         Ok(())
     }
 
+    /// Adds or deletes the routes to `addresses` in one helper run; with `reset`, the
+    /// open TCP connections to them are destroyed while the routes are in place (after
+    /// adding them, before deleting them), so that no reconnect slips through.
     async fn routes(
         &self,
         v: &Victim,
         add: bool,
         addresses: &[Ipv4Addr],
+        reset: bool,
     ) -> Result<(), ChaosError> {
-        let cmds: Vec<Vec<String>> = addresses
-            .iter()
-            .map(|a| netcmd::route_command(add, *a))
-            .collect();
+        let routes = addresses.iter().map(|a| netcmd::route_command(add, *a));
+        let resets: Vec<Vec<String>> = if reset {
+            addresses
+                .iter()
+                .map(|a| netcmd::reset_command(*a))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let cmds: Vec<Vec<String>> = if add {
+            routes.chain(resets).collect()
+        } else {
+            resets.into_iter().chain(routes).collect()
+        };
         let outs = self.engine.netns_exec(&v.id, &cmds).await?;
-        for out in &outs {
-            netcmd::judge_route(out, add, &v.name)?;
+        for (cmd, out) in cmds.iter().zip(&outs) {
+            if netcmd::is_reset(cmd) {
+                netcmd::judge_reset(out, &v.name)?;
+            } else {
+                netcmd::judge_route(out, add, &v.name)?;
+            }
         }
         Ok(())
     }
@@ -502,7 +527,7 @@ impl Chaos {
             Step::Restart(v, grace) => e.restart(&v.id, *grace).await,
             Step::Pause(v) => e.pause(&v.id).await,
             Step::Disconnect(v, network) => e.disconnect(&v.id, network).await,
-            Step::AddRoutes(v, addresses) => self.routes(v, true, addresses).await,
+            Step::AddRoutes(v, addresses, reset) => self.routes(v, true, addresses, *reset).await,
             Step::Netem(v) => {
                 let netem = self.netem_for(&v.id, None)?;
                 self.set_netem(v, netem).await
@@ -561,6 +586,7 @@ impl Chaos {
             Undo::DelRoutes {
                 container,
                 addresses,
+                reset,
             } => {
                 let info = e.inspect(&container.id).await?;
                 if info.state != ContainerState::Running {
@@ -568,7 +594,7 @@ impl Chaos {
                     return Ok(());
                 }
                 let ips: Vec<Ipv4Addr> = addresses.iter().filter_map(|a| a.parse().ok()).collect();
-                self.routes(container, false, &ips).await
+                self.routes(container, false, &ips, *reset).await
             }
             Undo::Netem { container } => {
                 let info = e.inspect(&container.id).await?;
@@ -631,7 +657,7 @@ impl Chaos {
             .targets
             .iter()
             .chain(match &spec.kind {
-                FaultKind::Partition { from } => from.iter(),
+                FaultKind::Partition { from, .. } => from.iter(),
                 _ => [].iter(),
             })
             .any(|t| t.selector == Selector::Random);

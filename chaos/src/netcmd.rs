@@ -125,6 +125,36 @@ pub fn route_command(add: bool, address: Ipv4Addr) -> Vec<String> {
     ]
 }
 
+/// `ss -K -t dst <address>`: destroys the open TCP connections to `address` in the network
+/// namespace (SOCK_DESTROY; each gets ECONNABORTED on its next read or write). Needs a
+/// kernel with CONFIG_INET_DIAG_DESTROY.
+pub fn reset_command(address: Ipv4Addr) -> Vec<String> {
+    vec![
+        "ss".into(),
+        "-K".into(),
+        "-t".into(),
+        "dst".into(),
+        address.to_string(),
+    ]
+}
+
+/// Whether `cmd` is a [`reset_command`].
+pub fn is_reset(cmd: &[String]) -> bool {
+    cmd.first().is_some_and(|c| c == "ss")
+}
+
+/// Judges the answer to [`reset_command`].
+pub fn judge_reset(out: &ExecOutput, container: &str) -> Result<(), ChaosError> {
+    let text = out.output.trim();
+    if out.code == 0 && !text.contains("Operation not supported") {
+        return Ok(());
+    }
+    Err(ChaosError::Network(format!(
+        "ss -K in the network namespace of {container} could not reset its connections (exit {}): {text}; the engine's kernel needs CONFIG_INET_DIAG_DESTROY, or leave --reset out",
+        out.code
+    )))
+}
+
 /// Judges the answer to [`route_command`]: adding an existing route or deleting a missing
 /// one is "already so".
 pub fn judge_route(out: &ExecOutput, add: bool, container: &str) -> Result<(), ChaosError> {

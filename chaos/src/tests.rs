@@ -409,7 +409,10 @@ async fn faults_on_a_container_in_the_wrong_state_are_refused() {
             signal: "SIGKILL".into(),
         },
         FaultKind::Pause,
-        FaultKind::Partition { from: vec![] },
+        FaultKind::Partition {
+            from: vec![],
+            reset: PartitionReset::Keep,
+        },
     ] {
         let e = chaos
             .apply(&FaultSpec::new(kind, t("postgres")))
@@ -602,7 +605,10 @@ async fn partitions_disconnect_or_route_away_and_heal_restores_aliases_and_route
     let (fake, chaos) = setup(dir.path(), |_| {});
     chaos
         .apply(&FaultSpec::new(
-            FaultKind::Partition { from: vec![] },
+            FaultKind::Partition {
+                from: vec![],
+                reset: PartitionReset::Keep,
+            },
             t("postgres"),
         ))
         .await
@@ -611,6 +617,7 @@ async fn partitions_disconnect_or_route_away_and_heal_restores_aliases_and_route
         .apply(&FaultSpec::new(
             FaultKind::Partition {
                 from: vec![t("postgres")],
+                reset: PartitionReset::Keep,
             },
             t("redis#1"),
         ))
@@ -622,6 +629,7 @@ async fn partitions_disconnect_or_route_away_and_heal_restores_aliases_and_route
         .apply(&FaultSpec::new(
             FaultKind::Partition {
                 from: vec![t("postgres")],
+                reset: PartitionReset::Keep,
             },
             t("redis#1"),
         ))
@@ -644,6 +652,86 @@ async fn partitions_disconnect_or_route_away_and_heal_restores_aliases_and_route
         );
     }
     assert!(fake.unrecorded.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn a_partition_resets_the_connections_between_the_groups_at_its_start_or_at_its_heal() {
+    let position = |calls: &[String], wanted: &str| {
+        calls
+            .iter()
+            .position(|c| c == wanted)
+            .unwrap_or_else(|| panic!("{wanted} in {calls:?}"))
+    };
+    for reset in [PartitionReset::Start, PartitionReset::Heal] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (fake, chaos) = setup(dir.path(), |_| {});
+        chaos
+            .apply(&FaultSpec::new(
+                FaultKind::Partition {
+                    from: vec![t("postgres")],
+                    reset,
+                },
+                t("redis#1"),
+            ))
+            .await
+            .expect("partition");
+        chaos.heal(None).await.expect("heal");
+        let calls = fake.calls();
+        let add = position(
+            &calls,
+            "exec ip route add unreachable 10.0.0.21/32 p-redis-1",
+        );
+        let del = position(
+            &calls,
+            "exec ip route del unreachable 10.0.0.21/32 p-redis-1",
+        );
+        let kills: Vec<usize> = calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.as_str() == "exec ss -K -t dst 10.0.0.21 p-redis-1")
+            .map(|(i, _)| i)
+            .collect();
+        // Both sides destroy their ends, once, while the routes are in place.
+        assert_eq!(kills.len(), 1, "{reset:?}: {calls:?}");
+        position(&calls, "exec ss -K -t dst 10.0.0.11 p-postgres-1");
+        // Right after the route goes in (start), or right before it goes (heal).
+        let next_to = match reset {
+            PartitionReset::Start => add + 1,
+            _ => del - 1,
+        };
+        assert_eq!(kills[0], next_to, "{reset:?}: {calls:?}");
+    }
+}
+
+#[test]
+fn a_reset_needs_a_group_to_reset_the_connections_to() {
+    let e = FaultSpec::new(
+        FaultKind::Partition {
+            from: vec![],
+            reset: PartitionReset::Heal,
+        },
+        t("redis"),
+    )
+    .validate()
+    .expect_err("no from");
+    assert!(e.to_string().contains("needs --from"), "{e}");
+    let keep = FaultKind::Partition {
+        from: vec![t("postgres")],
+        reset: PartitionReset::Keep,
+    };
+    let json = serde_json::to_string(&keep).expect("json");
+    assert!(!json.contains("reset"), "the default is left out: {json}");
+    let heal = FaultKind::Partition {
+        from: vec![t("postgres")],
+        reset: PartitionReset::Heal,
+    };
+    let json = serde_json::to_string(&heal).expect("json");
+    assert!(json.contains(r#""reset":"heal""#), "{json}");
+    assert_eq!(
+        serde_json::from_str::<FaultKind>(&json).expect("back"),
+        heal
+    );
+    assert_eq!(heal.to_string(), "partition from postgres (reset at heal)");
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use msctl_chaos::{
-    Applied, Chaos, ChaosError, FaultKind, FaultRecord, FaultSpec, Healed, HttpFault, Target,
+    Applied, Chaos, ChaosError, FaultKind, FaultRecord, FaultSpec, Healed, HttpFault,
+    PartitionReset, Target,
 };
 use msctl_stack::docker::DockerRuntime;
 use msctl_stack::engine;
@@ -93,6 +94,11 @@ pub struct PartitionArgs {
     /// everything else).
     #[arg(long, value_parser = parse_target_list)]
     from: Option<TargetList>,
+    /// With --from: what happens to the TCP connections open between the groups — keep
+    /// (they hang until the heal), start (destroyed as the cut starts) or heal (destroyed
+    /// as it heals: what a cut longer than the peers' timeouts leaves).
+    #[arg(long, default_value = "keep", value_parser = PartitionReset::parse)]
+    reset: PartitionReset,
     #[command(flatten)]
     common: Common,
 }
@@ -205,6 +211,7 @@ impl ChaosCommand {
             ChaosCommand::Partition(a) => FaultSpec {
                 kind: FaultKind::Partition {
                     from: a.from.clone().map(|l| l.0).unwrap_or_default(),
+                    reset: a.reset,
                 },
                 targets: a.targets.0.clone(),
                 duration: a.common.duration,
@@ -535,14 +542,33 @@ mod tests {
     fn network_faults_parse() {
         let s = spec(&["partition", "order,gateway", "--from", "payment,postgres"]);
         assert_eq!(s.targets.len(), 2);
-        let FaultKind::Partition { from } = &s.kind else {
+        let FaultKind::Partition { from, reset } = &s.kind else {
             panic!("not a partition")
         };
         assert_eq!(from.len(), 2);
+        assert_eq!(*reset, PartitionReset::Keep);
         assert_eq!(
             spec(&["partition", "redis"]).kind,
-            FaultKind::Partition { from: vec![] }
+            FaultKind::Partition {
+                from: vec![],
+                reset: PartitionReset::Keep
+            }
         );
+        let s = spec(&[
+            "partition",
+            "notification",
+            "--from",
+            "postgres",
+            "--reset",
+            "start",
+        ]);
+        assert!(matches!(
+            s.kind,
+            FaultKind::Partition {
+                reset: PartitionReset::Start,
+                ..
+            }
+        ));
         assert_eq!(
             spec(&["latency", "redis", "--delay", "200ms", "--jitter", "20ms"]).kind,
             FaultKind::Latency {

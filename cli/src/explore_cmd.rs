@@ -60,6 +60,10 @@ pub struct ExploreArgs {
     /// Shrink the first failing run to a minimal scenario (ddmin over faults, then durations and clients).
     #[arg(long)]
     pub shrink: bool,
+    /// Print each run's seed and fault schedule, and run nothing (the engine is still
+    /// asked which fault kinds it can apply).
+    #[arg(long)]
+    pub dry_run: bool,
     /// Tries per shrink candidate (it counts as failing when any try fails).
     #[arg(long, default_value_t = 2)]
     pub shrink_tries: u32,
@@ -192,6 +196,31 @@ impl ExploreArgs {
     }
 }
 
+/// A run's header and its faults, one per line.
+fn schedule_text(index: usize, total: usize, plan: &Plan) -> String {
+    let mut components: Vec<String> = plan
+        .schedule
+        .events
+        .iter()
+        .flat_map(|e| e.components())
+        .collect();
+    components.sort();
+    components.dedup();
+    let mut out = format!(
+        "explore run {}/{total}: seed {} — {} faults over {} components, {} clients for {}\n",
+        index + 1,
+        plan.seed,
+        plan.schedule.events.len(),
+        components.len(),
+        plan.clients,
+        humantime::format_duration(plan.duration)
+    );
+    for e in &plan.schedule.events {
+        out.push_str(&format!("  fault {}\n", e.describe()));
+    }
+    out
+}
+
 /// Lines per run on stderr and a progress bar while a run's workload goes.
 pub(crate) struct RunLines {
     quiet: bool,
@@ -212,26 +241,7 @@ impl Progress for RunLines {
         if self.quiet {
             return;
         }
-        let mut components: Vec<String> = plan
-            .schedule
-            .events
-            .iter()
-            .flat_map(|e| e.components())
-            .collect();
-        components.sort();
-        components.dedup();
-        eprintln!(
-            "explore run {}/{total}: seed {} — {} faults over {} components, {} clients for {}",
-            index + 1,
-            plan.seed,
-            plan.schedule.events.len(),
-            components.len(),
-            plan.clients,
-            humantime::format_duration(plan.duration)
-        );
-        for e in &plan.schedule.events {
-            eprintln!("  fault {}", e.describe());
-        }
+        eprint!("{}", schedule_text(index, total, plan));
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(plan.duration.as_secs());
             bar.set_style(
@@ -420,6 +430,18 @@ pub async fn run(cli: &Cli, args: &ExploreArgs) -> Result<u8> {
     let mut opts = opts;
     if args.no_tune {
         opts.tune.clear();
+    }
+    if args.dry_run {
+        let project = Project::new(stack.clone(), Arc::new(runtime.clone()));
+        let chaos = Chaos::docker(stack.clone(), runtime.clone())?;
+        let env = Arc::new(StackEnvironment::new(stack.clone(), project, chaos));
+        let progress = Arc::new(RunLines::new(false));
+        let explorer = Explorer::new(env, stack.clone(), Arc::new(Lines::new(true)), progress);
+        let plans = explorer.plans(&opts).await?;
+        for (i, plan) in plans.iter().enumerate() {
+            print!("{}", schedule_text(i, plans.len(), plan));
+        }
+        return Ok(0);
     }
     let report = explore_on(cli, &stack, &runtime, &opts, args.keep_tuned).await?;
     write_reports(

@@ -265,13 +265,16 @@ impl Explorer {
         // A loaded stack's graph is acyclic (the loader refused it otherwise).
         let graph =
             msctl_stack::graph::DependencyGraph::new(&self.stack.components).unwrap_or_default();
+        // One-shot jobs are done before a run starts: nothing to break.
+        let breakable = |c: &msctl_stack::model::Component| {
+            wanted(&c.name)
+                && (c.restart != msctl_stack::model::RestartPolicy::No || c.health.is_some())
+        };
         let components = self
             .stack
             .components
             .values()
-            .filter(|c| wanted(&c.name))
-            // One-shot jobs are done before a run starts: nothing to break.
-            .filter(|c| c.restart != msctl_stack::model::RestartPolicy::No || c.health.is_some())
+            .filter(|c| breakable(c))
             .map(|c| {
                 let binary = c
                     .command
@@ -286,6 +289,12 @@ impl Explorer {
                     paths: fault_paths(binary),
                     post_paths: called_post_paths(binary),
                     depended_on: !graph.dependents(&c.name).is_empty(),
+                    depends_on: graph
+                        .dependencies(&c.name)
+                        .iter()
+                        .filter(|d| self.stack.components.get(*d).is_some_and(breakable))
+                        .cloned()
+                        .collect(),
                 }
             })
             .collect();
@@ -485,8 +494,12 @@ impl Explorer {
         }
     }
 
-    /// Runs `opts.runs` seeds, shrinking the first failure when asked.
-    pub async fn explore(&self, opts: &ExploreOptions) -> Result<ExploreReport, ExploreError> {
+    /// The universe of `opts` with the kinds the engine refuses left out (named in the
+    /// progress notes).
+    async fn probed_universe(
+        &self,
+        opts: &ExploreOptions,
+    ) -> Result<(Universe, Vec<Unsupported>), ExploreError> {
         if opts.runs == 0 {
             return Err(ExploreError::Usage("--runs must be at least 1".into()));
         }
@@ -498,6 +511,21 @@ impl Explorer {
                 u.kind, u.reason
             ));
         }
+        Ok((universe, unsupported))
+    }
+
+    /// The plans `explore` would run for `opts` (seed, schedule, workload), without
+    /// running any: `--dry-run`.
+    pub async fn plans(&self, opts: &ExploreOptions) -> Result<Vec<Plan>, ExploreError> {
+        let (universe, _) = self.probed_universe(opts).await?;
+        Ok((0..opts.runs)
+            .map(|i| self.plan(opts.seed.wrapping_add(u64::from(i)), &universe, opts))
+            .collect())
+    }
+
+    /// Runs `opts.runs` seeds, shrinking the first failure when asked.
+    pub async fn explore(&self, opts: &ExploreOptions) -> Result<ExploreReport, ExploreError> {
+        let (universe, unsupported) = self.probed_universe(opts).await?;
         let runner = Runner::new(
             self.env.clone(),
             self.observer.clone(),

@@ -10,12 +10,13 @@
 //! - the first faults go to distinct components, so a schedule covers as many as it can,
 //!   and most of those first faults are the one most telling for the component's role
 //!   ([`signature`]): a lost response on a service others call and retry, a crash and
-//!   return on a component others depend on;
+//!   return on a component others depend on, a cut from one of its dependencies (with its
+//!   open connections reset) on a component that depends on others;
 //! - kinds the engine cannot apply here ([`Universe::kinds`]) never appear.
 
 use std::time::Duration;
 
-use msctl_chaos::{FaultKind, HttpFault, Selector, Target};
+use msctl_chaos::{FaultKind, HttpFault, PartitionReset, Selector, Target};
 use serde::{Deserialize, Serialize};
 
 /// A fault kind, by its command-line name.
@@ -94,6 +95,11 @@ pub struct Component {
     /// return exercises their reconnect, redelivery and re-registration paths.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub depended_on: bool,
+    /// The components of the universe it depends on directly (its database, broker,
+    /// registry, the services it calls): cutting it from one of them while everything else
+    /// keeps working exercises its handling of one failed dependency.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
 }
 
 /// What a schedule may use.
@@ -129,7 +135,7 @@ impl FaultEvent {
     /// Every component it touches (targets and a partition's other group).
     pub fn components(&self) -> Vec<String> {
         let mut out: Vec<String> = self.targets.iter().map(|t| t.component.clone()).collect();
-        if let FaultKind::Partition { from } = &self.kind {
+        if let FaultKind::Partition { from, .. } = &self.kind {
             out.extend(from.iter().map(|t| t.component.clone()));
         }
         out
@@ -280,8 +286,11 @@ pub fn generate(seed: u64, universe: &Universe, spec: &ScheduleSpec) -> Schedule
             } else {
                 None
             };
-            let lost = telling.is_some_and(|k| k == KindName::HttpFault);
-            let Some(kind) = telling.or_else(|| choose_kind(&mut rng, universe, component)) else {
+            let Some(kind) = telling
+                .as_ref()
+                .map(Signature::kind)
+                .or_else(|| choose_kind(&mut rng, universe, component))
+            else {
                 continue;
             };
             let duration = if kind == KindName::Restart {
@@ -296,7 +305,15 @@ pub fn generate(seed: u64, universe: &Universe, spec: &ScheduleSpec) -> Schedule
                 continue;
             }
             let at = Duration::from_millis(rng.range(ms(spec.calm), ms(latest_start)) / 100 * 100);
-            let event = build(&mut rng, universe, component, kind, lost, at, duration);
+            let event = build(
+                &mut rng,
+                universe,
+                component,
+                kind,
+                telling.as_ref(),
+                at,
+                duration,
+            );
             // A restart takes a few seconds in effect: keep others off it meanwhile.
             let busy_until = |e: &FaultEvent| e.end().max(e.at + Duration::from_secs(5));
             let clash = events.iter().any(|e| {
@@ -319,25 +336,59 @@ pub fn generate(seed: u64, universe: &Universe, spec: &ScheduleSpec) -> Schedule
 /// Chance that a component's first fault in a schedule is its [`signature`].
 const SIGNATURE_SHARE: f64 = 0.6;
 
-/// The fault most telling for a component's role, when the universe allows it:
-/// - a lost response (an after-handler HTTP fault) on a service other services call and
-///   retry ([`Component::post_paths`]): their retries must be idempotent and a timeout must
-///   not be taken for "not done";
-/// - a crash and return (restart, or kill healed by a start) of a component others depend
-///   on ([`Component::depended_on`]): they must reconnect, redeliver, re-register.
-///
-/// Anything else has no signature and draws its kind at random ([`choose_kind`]).
-fn signature(rng: &mut Rng, universe: &Universe, c: &Component) -> Option<KindName> {
+/// The fault most telling for a component's role.
+#[derive(Debug, Clone, PartialEq)]
+enum Signature {
+    /// A lost response (an after-handler HTTP fault) on a service other services call and
+    /// retry ([`Component::post_paths`]): their retries must be idempotent and a timeout
+    /// must not be taken for "not done".
+    LostResponse,
+    /// A crash and return (restart, or kill healed by a start) of a component others
+    /// depend on ([`Component::depended_on`]): they must reconnect, redeliver, re-register.
+    Crash(KindName),
+    /// A cut from one of its dependencies ([`Component::depends_on`]) with the open
+    /// connections reset, while the rest of the stack keeps working: its writes must fail
+    /// loudly and be retried, not be acknowledged or marked done and dropped.
+    Cut(String),
+}
+
+impl Signature {
+    fn kind(&self) -> KindName {
+        match self {
+            Signature::LostResponse => KindName::HttpFault,
+            Signature::Crash(k) => *k,
+            Signature::Cut(_) => KindName::Partition,
+        }
+    }
+}
+
+/// Chance that a called service's signature is its lost response rather than a cut from
+/// a dependency (it has both).
+const LOST_OVER_CUT: f64 = 0.65;
+
+/// The [`Signature`] of a component, when it has one the universe allows; anything else
+/// draws its kind at random ([`choose_kind`]).
+fn signature(rng: &mut Rng, universe: &Universe, c: &Component) -> Option<Signature> {
     let allowed = |k: KindName| universe.kinds.contains(&k);
-    if !c.post_paths.is_empty() && c.http_faults && allowed(KindName::HttpFault) {
-        return Some(KindName::HttpFault);
+    let lost = !c.post_paths.is_empty() && c.http_faults && allowed(KindName::HttpFault);
+    let deps: Vec<&String> = c
+        .depends_on
+        .iter()
+        .filter(|d| universe.components.iter().any(|o| &o.name == *d))
+        .collect();
+    let cut = !deps.is_empty() && allowed(KindName::Partition);
+    if lost && (!cut || rng.chance(LOST_OVER_CUT)) {
+        return Some(Signature::LostResponse);
+    }
+    if cut {
+        return rng.pick(&deps).map(|d| Signature::Cut((*d).clone()));
     }
     if c.depended_on {
         let crash: Vec<KindName> = [KindName::Restart, KindName::Kill]
             .into_iter()
             .filter(|k| allowed(*k))
             .collect();
-        return rng.pick(&crash).copied();
+        return rng.pick(&crash).copied().map(Signature::Crash);
     }
     None
 }
@@ -392,10 +443,11 @@ fn build(
     universe: &Universe,
     c: &Component,
     kind: KindName,
-    lost: bool,
+    telling: Option<&Signature>,
     at: Duration,
     duration: Duration,
 ) -> FaultEvent {
+    let lost = telling == Some(&Signature::LostResponse);
     let target = target_of(rng, c);
     let kind = match kind {
         KindName::Kill => FaultKind::Kill {
@@ -409,25 +461,17 @@ fn build(
         KindName::Stop => FaultKind::Stop,
         KindName::Restart => FaultKind::Restart,
         KindName::Pause => FaultKind::Pause,
-        KindName::Partition => {
-            // Half of the partitions cut the target from one or two named peers only.
-            let others: Vec<&Component> = universe
-                .components
-                .iter()
-                .filter(|o| o.name != c.name)
-                .collect();
-            let mut from = Vec::new();
-            if !others.is_empty() && rng.chance(0.5) {
-                for _ in 0..rng.range(1, 2) {
-                    if let Some(o) = rng.pick(&others) {
-                        if !from.iter().any(|t: &Target| t.component == o.name) {
-                            from.push(Target::all(o.name.clone()));
-                        }
-                    }
-                }
-            }
-            FaultKind::Partition { from }
-        }
+        KindName::Partition => match telling {
+            Some(Signature::Cut(dep)) => FaultKind::Partition {
+                from: vec![Target::all(dep.clone())],
+                reset: if rng.chance(0.5) {
+                    PartitionReset::Start
+                } else {
+                    PartitionReset::Heal
+                },
+            },
+            _ => random_partition(rng, universe, c),
+        },
         KindName::Latency => {
             let delay_ms = rng.range(50, 800) / 10 * 10;
             FaultKind::Latency {
@@ -447,6 +491,48 @@ fn build(
         kind,
         targets: vec![target],
     }
+}
+
+/// A partition drawn at random: half cut the target from the whole network, half from
+/// one or two named peers (mostly its neighbours: what it depends on or what depends on
+/// it), with their open connections kept, reset at the start or reset at the heal.
+fn random_partition(rng: &mut Rng, universe: &Universe, c: &Component) -> FaultKind {
+    let others: Vec<&Component> = universe
+        .components
+        .iter()
+        .filter(|o| o.name != c.name)
+        .collect();
+    let neighbours: Vec<&Component> = others
+        .iter()
+        .copied()
+        .filter(|o| c.depends_on.contains(&o.name) || o.depends_on.contains(&c.name))
+        .collect();
+    let mut from = Vec::new();
+    if !others.is_empty() && rng.chance(0.5) {
+        let pool = if !neighbours.is_empty() && rng.chance(0.7) {
+            &neighbours
+        } else {
+            &others
+        };
+        for _ in 0..rng.range(1, 2) {
+            if let Some(o) = rng.pick(pool) {
+                if !from.iter().any(|t: &Target| t.component == o.name) {
+                    from.push(Target::all(o.name.clone()));
+                }
+            }
+        }
+    }
+    let reset = if from.is_empty() {
+        PartitionReset::Keep
+    } else {
+        *rng.pick(&[
+            PartitionReset::Keep,
+            PartitionReset::Start,
+            PartitionReset::Heal,
+        ])
+        .unwrap_or(&PartitionReset::Keep)
+    };
+    FaultKind::Partition { from, reset }
 }
 
 /// The services' per-attempt client timeout (services/kit `ClientPolicy::default`, used by
@@ -549,6 +635,14 @@ mod tests {
                 _ => Vec::new(),
             },
             depended_on: matches!(name, "postgres" | "redis" | "rabbitmq" | "registry"),
+            // As in the bundled stack.toml.
+            depends_on: match name {
+                "gateway" => vec!["registry".into()],
+                "product-service" => vec!["registry".into(), "postgres".into(), "redis".into()],
+                "order-service" => vec!["registry".into(), "postgres".into(), "rabbitmq".into()],
+                "payment-service" => vec!["registry".into(), "postgres".into()],
+                _ => Vec::new(),
+            },
         };
         Universe {
             components: vec![
@@ -738,13 +832,45 @@ mod tests {
         }
         // By the kind weights alone: about 0.14 and 0.4.
         assert!(
-            f64::from(lost) > 0.45 * f64::from(called),
+            f64::from(lost) > 0.35 * f64::from(called),
             "{lost} of {called} faults on called services lose responses"
         );
         assert!(
             f64::from(crashes) > 0.6 * f64::from(deps),
             "{crashes} of {deps} faults on dependencies crash them"
         );
+    }
+
+    #[test]
+    fn components_with_dependencies_are_often_cut_from_one_of_them_with_their_connections_reset() {
+        let u = universe();
+        let spec = ScheduleSpec::for_window(Duration::from_secs(100));
+        let (mut dependent, mut cuts, mut resets) = (0u32, 0u32, [0u32; 3]);
+        for seed in 0..300 {
+            for e in generate(seed, &u, &spec).events {
+                let c = component_of(&u, &e);
+                if let FaultKind::Partition { from, reset } = &e.kind {
+                    if !from.is_empty() {
+                        resets[*reset as usize] += 1;
+                    }
+                    if from.len() == 1 && c.depends_on.contains(&from[0].component) {
+                        cuts += 1;
+                    }
+                    msctl_chaos::FaultSpec::new(e.kind.clone(), e.targets[0].clone())
+                        .validate()
+                        .expect("valid");
+                }
+                dependent += u32::from(!c.depends_on.is_empty());
+            }
+        }
+        assert!(
+            f64::from(cuts) > 0.2 * f64::from(dependent),
+            "{cuts} cuts from a dependency of {dependent} faults on dependent components"
+        );
+        // Cuts reset at the start or at the heal; random partitions may keep them too.
+        let [keep, start, heal] = resets;
+        assert!(start > 0 && heal > 0 && keep > 0, "{resets:?}");
+        assert!(start + heal > 3 * keep, "{resets:?}");
     }
 
     #[test]

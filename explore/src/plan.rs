@@ -99,7 +99,7 @@ fn chaos_table(name: &str, e: &FaultEvent) -> String {
         FaultKind::Kill { signal } => {
             let _ = write!(t, ", signal = {}", q(signal));
         }
-        FaultKind::Partition { from } if !from.is_empty() => {
+        FaultKind::Partition { from, reset } if !from.is_empty() => {
             let _ = write!(
                 t,
                 ", from = {}",
@@ -109,6 +109,9 @@ fn chaos_table(name: &str, e: &FaultEvent) -> String {
                     .collect::<Vec<_>>()
                     .join(","))
             );
+            if !reset.is_keep() {
+                let _ = write!(t, ", reset = {}", q(reset.name()));
+            }
         }
         FaultKind::Latency {
             delay_ms,
@@ -356,6 +359,11 @@ mod tests {
             paths: paths.iter().map(|s| s.to_string()).collect(),
             post_paths: post.iter().map(|s| s.to_string()).collect(),
             depended_on: name == "postgres",
+            depends_on: if name == "postgres" {
+                Vec::new()
+            } else {
+                vec!["postgres".into()]
+            },
         };
         let universe = Universe {
             components: vec![

@@ -146,7 +146,7 @@ impl FaultBook {
                         kind: f.spec.kind.to_string(),
                         targets: f.spec.targets.iter().map(ToString::to_string).collect(),
                         from: match &f.spec.kind {
-                            msctl_chaos::FaultKind::Partition { from } => {
+                            msctl_chaos::FaultKind::Partition { from, .. } => {
                                 from.iter().map(|t| t.component.clone()).collect()
                             }
                             _ => Vec::new(),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use msctl_chaos::{FaultKind, FaultSpec, HttpFault, Target};
+use msctl_chaos::{FaultKind, FaultSpec, HttpFault, PartitionReset, Target};
 use msctl_stack::model::{ConfigError, ConfigErrors, SourceMap};
 use regex::Regex;
 use serde::Deserialize;
@@ -165,6 +165,8 @@ struct RawChaos {
     target: Spanned<OneOrMany>,
     name: Option<String>,
     from: Option<OneOrMany>,
+    /// partition only: keep, start or heal (what happens to the open connections).
+    reset: Option<Spanned<String>>,
     signal: Option<String>,
     delay: Option<Spanned<String>>,
     jitter: Option<Spanned<String>>,
@@ -1245,6 +1247,13 @@ fn chaos_spec(cx: &mut Ctx<'_>, c: &Spanned<RawChaos>) -> FaultSpec {
                 .as_ref()
                 .map(|f| targets(cx, f.list(), c.span()))
                 .unwrap_or_default(),
+            reset: match &r.reset {
+                None => PartitionReset::Keep,
+                Some(v) => PartitionReset::parse(v.get_ref()).unwrap_or_else(|e| {
+                    cx.err(v.span(), e);
+                    PartitionReset::Keep
+                }),
+            },
         },
         "latency" => FaultKind::Latency {
             delay_ms: ms(cx, &r.delay, "delay").unwrap_or(0),
@@ -1272,6 +1281,11 @@ fn chaos_spec(cx: &mut Ctx<'_>, c: &Spanned<RawChaos>) -> FaultSpec {
             FaultKind::Stop
         }
     };
+    if let Some(v) = &r.reset {
+        if !matches!(kind, FaultKind::Partition { .. }) {
+            cx.err(v.span(), "reset applies to partition only");
+        }
+    }
     if let Some(a) = &r.after_handler {
         if !matches!(kind, FaultKind::HttpFault(_)) {
             cx.err(
@@ -1577,6 +1591,54 @@ mod tests {
                 (*line, *col),
                 "{text}\n→ {shown}"
             );
+            assert!(shown.contains(what), "{text}\n→ {shown}");
+        }
+    }
+
+    #[test]
+    fn partition_steps_take_a_reset_and_refuse_a_bad_one_at_its_place() {
+        let steps = chaos_steps(
+            "name = \"x\"\n\
+             [[steps]]\n\
+             chaos = { fault = \"partition\", target = \"notification-service\", from = \"postgres\", reset = \"start\", duration = \"5s\" }\n\
+             [[steps]]\n\
+             chaos = { fault = \"partition\", target = \"order-service\", from = \"rabbitmq\" }\n",
+        );
+        assert!(matches!(
+            steps[0].spec.kind,
+            FaultKind::Partition {
+                reset: PartitionReset::Start,
+                ..
+            }
+        ));
+        assert!(matches!(
+            steps[1].spec.kind,
+            FaultKind::Partition {
+                reset: PartitionReset::Keep,
+                ..
+            }
+        ));
+        for (text, (line, col), what) in [
+            (
+                "name = \"x\"\n[[steps]]\nchaos = { fault = \"partition\", target = \"a\", from = \"b\", reset = \"later\" }\n",
+                (3, 66),
+                "not one of keep, start, heal",
+            ),
+            (
+                "name = \"x\"\n[[steps]]\nchaos = { fault = \"kill\", target = \"a\", reset = \"heal\" }\n",
+                (3, 49),
+                "partition only",
+            ),
+            (
+                "name = \"x\"\n[[steps]]\nchaos = { fault = \"partition\", target = \"a\", reset = \"heal\" }\n",
+                (3, 9),
+                "reset heal needs from",
+            ),
+        ] {
+            let err = parse(Path::new("bad.toml"), text).expect_err(text);
+            let first = &err.0[0];
+            let shown = first.to_string();
+            assert_eq!((first.line, first.column), (line, col), "{text}\n→ {shown}");
             assert!(shown.contains(what), "{text}\n→ {shown}");
         }
     }

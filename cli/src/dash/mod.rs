@@ -24,7 +24,7 @@ use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
 use futures_util::StreamExt;
-use msctl_chaos::{Chaos, FaultKind, FaultSpec, Target};
+use msctl_chaos::{Chaos, FaultKind, FaultSpec, PartitionReset, Target};
 use msctl_stack::docker::DockerRuntime;
 use msctl_stack::engine;
 use msctl_stack::runtime::Runtime;
@@ -332,9 +332,15 @@ async fn execute_command(chaos: &Chaos, cmd: &Command) -> String {
         Command::Restart(t) => apply(FaultKind::Restart, t)
             .await
             .map(|_| format!("restarted {t}")),
-        Command::Partition(t) => apply(FaultKind::Partition { from: vec![] }, t)
-            .await
-            .map(|a| format!("{}: {t} cut off the network (h heals)", a.record.id)),
+        Command::Partition(t) => apply(
+            FaultKind::Partition {
+                from: vec![],
+                reset: PartitionReset::Keep,
+            },
+            t,
+        )
+        .await
+        .map(|a| format!("{}: {t} cut off the network (h heals)", a.record.id)),
         Command::Unpause(t) => match t.parse::<Target>() {
             Ok(target) => chaos
                 .unpause(&target)

@@ -115,7 +115,7 @@ impl FaultSpan {
             })
             .collect();
         let from = match &spec.kind {
-            FaultKind::Partition { from } => from.iter().map(|t| t.component.clone()).collect(),
+            FaultKind::Partition { from, .. } => from.iter().map(|t| t.component.clone()).collect(),
             _ => Vec::new(),
         };
         let maskable = match &spec.kind {
