@@ -30,15 +30,22 @@ fn delta(prev: f64, now: f64) -> (f64, bool) {
     }
 }
 
-/// The retry budget of the kit's client: `ratio` retries earned per original request (at
-/// most `ratio × 1000` saved), plus a reserve refilled at `per_sec` (bucket of the same
-/// size). Replayed on the sampled counters, deposits first and refills in full within an
-/// interval, so that only retries no order of events could have paid for are counted.
-#[derive(Debug, Clone, Copy)]
+/// How long a deposit of the kit's retry budget can pay for a retry (services/kit
+/// `DEPOSIT_TTL`, 10 s, kept per whole second: up to 11 s).
+const DEPOSIT_LIFE_S: f64 = 11.0;
+
+/// The retry budget of the kit's client: `ratio` retries earned per original request, each
+/// deposit spendable for [`DEPOSIT_LIFE_S`] (oldest first), plus a reserve refilled at
+/// `per_sec` (bucket of the same size). Replayed on the sampled counters, deposits first
+/// and refills in full within an interval, and a deposit counted as made at the end of its
+/// interval and kept one interval longer, so that only retries no order of events could
+/// have paid for are counted.
+#[derive(Debug, Clone)]
 struct Budget {
     ratio: f64,
     per_sec: f64,
-    earned: f64,
+    /// Unspent deposits by the time (s) they are counted at, oldest first.
+    earned: std::collections::VecDeque<(f64, f64)>,
     reserve: f64,
 }
 
@@ -47,18 +54,38 @@ impl Budget {
         Self {
             ratio,
             per_sec,
-            earned: 0.0,
+            earned: std::collections::VecDeque::new(),
             reserve: per_sec.max(1.0),
         }
     }
 
-    /// Spends for `retries` after `firsts` originals over `dt` seconds; returns the retries
-    /// nothing could pay for.
-    fn step(&mut self, firsts: f64, retries: f64, dt: f64) -> f64 {
-        let cap = (self.ratio * 1000.0).max(1.0);
-        self.earned = (self.earned + self.ratio * firsts).min(cap);
-        let from_earned = retries.min(self.earned.floor());
-        self.earned -= from_earned;
+    /// Spends for `retries` after `firsts` originals over the `dt` seconds up to `t`;
+    /// returns the retries nothing could pay for.
+    fn step(&mut self, t: f64, firsts: f64, retries: f64, dt: f64) -> f64 {
+        while self
+            .earned
+            .front()
+            .is_some_and(|(at, _)| *at + DEPOSIT_LIFE_S < t - dt)
+        {
+            self.earned.pop_front();
+        }
+        if firsts > 0.0 {
+            self.earned.push_back((t, self.ratio * firsts));
+        }
+        let saved: f64 = self.earned.iter().map(|(_, x)| x).sum();
+        let from_earned = retries.min(saved.floor());
+        let mut owed = from_earned;
+        while owed > 0.0 {
+            let Some((_, x)) = self.earned.front_mut() else {
+                break;
+            };
+            let paid = x.min(owed);
+            *x -= paid;
+            owed -= paid;
+            if *x <= 1e-9 {
+                self.earned.pop_front();
+            }
+        }
         let mut need = retries - from_earned;
         let available = self.reserve + self.per_sec * dt;
         let from_reserve = need.min(available.floor().max(0.0));
@@ -127,7 +154,7 @@ pub fn retry_budget(ev: &Evidence<'_>) -> Verdict {
             }
             let firsts = (att - ret).max(0.0);
             let dt = (b.t_ms.saturating_sub(a.t_ms)) as f64 / 1000.0;
-            let over = budget.step(firsts, ret, dt);
+            let over = budget.step(b.t_ms as f64 / 1000.0, firsts, ret, dt);
             total_first += firsts;
             total_retries += ret;
             unpaid += over;
@@ -292,8 +319,26 @@ mod tests {
     fn the_budget_pays_for_its_ratio_and_reserve_and_nothing_more() {
         let mut b = Budget::new(0.2, 10.0);
         // 100 originals earn 20 retries; the reserve holds 10 plus 10 refilled in a second.
-        assert_eq!(b.step(100.0, 40.0, 1.0), 0.0);
+        assert_eq!(b.step(1.0, 100.0, 40.0, 1.0), 0.0);
         // Savings and reserve are spent: the next second pays 2 earned + 10 refilled.
-        assert_eq!(b.step(10.0, 30.0, 1.0), 18.0);
+        assert_eq!(b.step(2.0, 10.0, 30.0, 1.0), 18.0);
+    }
+
+    #[test]
+    fn savings_expire_so_a_calm_minute_cannot_pay_for_an_outage_later() {
+        let mut b = Budget::new(0.2, 0.0);
+        // A calm minute at 50 originals a second, sampled every second.
+        for s in 1..=60 {
+            assert_eq!(b.step(f64::from(s), 50.0, 0.0, 1.0), 0.0);
+        }
+        // An outage: 50 failing originals a second, each retried twice (the kit's budget
+        // would refuse most of these; the bug of ignoring it sends them all).
+        let mut unpaid = 0.0;
+        for s in 61..=70 {
+            unpaid += b.step(f64::from(s), 50.0, 100.0, 1.0);
+        }
+        // Paid: the last 12 s of savings (11 s life + one interval), about 120, plus 10 a
+        // second earned during the outage; about 780 of the 1000 retries are not.
+        assert!((700.0..850.0).contains(&unpaid), "{unpaid}");
     }
 }

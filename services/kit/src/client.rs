@@ -477,7 +477,7 @@ impl ResilientClient {
             .budget
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .deposit();
+            .deposit(Instant::now());
         let may_retry = req.may_retry();
         let timeout = req.timeout.unwrap_or(self.0.policy.timeout);
         let max_attempts = self.0.policy.max_attempts.max(1);

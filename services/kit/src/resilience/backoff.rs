@@ -2,8 +2,12 @@
 //!
 //! The budget, not a bare attempt count, is what prevents retry storms: every original
 //! request deposits `ratio` of a retry, every retry withdraws a whole one, and a small
-//! reserve refilled over time lets a quiet client still retry occasionally.
+//! reserve refilled over time lets a quiet client still retry occasionally. Deposits
+//! expire after [`DEPOSIT_TTL`] (as in Finagle's retry budget): a calm minute cannot bank
+//! retries for an outage later, so during an outage retries stay within `ratio` of the
+//! requests of the last few seconds plus the reserve.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use rand::Rng;
@@ -75,12 +79,18 @@ impl Default for BudgetConfig {
     }
 }
 
+/// How long a deposit can pay for a retry. Deposits are kept per whole second since the
+/// budget was made, so one lives between `DEPOSIT_TTL` and `DEPOSIT_TTL` + 1 s.
+pub const DEPOSIT_TTL: Duration = Duration::from_secs(10);
+
 /// Retries allowed so far; see the module docs. Not synchronised.
 #[derive(Debug, Clone)]
 pub struct RetryBudget {
     config: BudgetConfig,
-    earned: f64,
+    /// Unspent deposits by the second they were made in (oldest first).
+    earned: VecDeque<(u64, f64)>,
     reserve: TokenBucket,
+    start: Instant,
 }
 
 impl RetryBudget {
@@ -93,7 +103,7 @@ impl RetryBudget {
         };
         Self {
             config: BudgetConfig { ratio, ..config },
-            earned: 0.0,
+            earned: VecDeque::new(),
             reserve: TokenBucket::new(
                 RateLimit {
                     rate_per_sec: f64::from(config.min_per_sec),
@@ -101,20 +111,54 @@ impl RetryBudget {
                 },
                 now,
             ),
+            start: now,
         }
     }
 
-    /// Record an original (non-retry) request.
-    pub fn deposit(&mut self) {
-        // Cap savings so a long calm period cannot fund an unbounded storm later.
-        let cap = (self.config.ratio * 1000.0).max(1.0);
-        self.earned = (self.earned + self.config.ratio).min(cap);
+    fn second(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_secs()
     }
 
-    /// Pay for one retry; `false` means the budget is exhausted and the caller must not retry.
+    /// Drops the deposits older than [`DEPOSIT_TTL`].
+    fn expire(&mut self, now: Instant) {
+        let oldest = self.second(now).saturating_sub(DEPOSIT_TTL.as_secs());
+        while self.earned.front().is_some_and(|(s, _)| *s < oldest) {
+            self.earned.pop_front();
+        }
+    }
+
+    /// Unspent, unexpired deposits (in retries).
+    pub fn saved(&mut self, now: Instant) -> f64 {
+        self.expire(now);
+        self.earned.iter().map(|(_, t)| t).sum()
+    }
+
+    /// Record an original (non-retry) request.
+    pub fn deposit(&mut self, now: Instant) {
+        self.expire(now);
+        let second = self.second(now);
+        match self.earned.back_mut() {
+            Some((s, t)) if *s == second => *t += self.config.ratio,
+            _ => self.earned.push_back((second, self.config.ratio)),
+        }
+    }
+
+    /// Pay for one retry, from the oldest deposits first; `false` means the budget is
+    /// exhausted and the caller must not retry.
     pub fn try_withdraw(&mut self, now: Instant) -> bool {
-        if self.earned >= 1.0 {
-            self.earned -= 1.0;
+        if self.saved(now) >= 1.0 - 1e-9 {
+            let mut owed = 1.0;
+            while owed > 1e-9 {
+                let Some((_, t)) = self.earned.front_mut() else {
+                    break;
+                };
+                let paid = t.min(owed);
+                *t -= paid;
+                owed -= paid;
+                if *t <= 1e-9 {
+                    self.earned.pop_front();
+                }
+            }
             return true;
         }
         self.config.min_per_sec > 0 && self.reserve.try_take(now).is_ok()
@@ -166,7 +210,7 @@ mod tests {
             for (is_request, gap_ms) in events {
                 now += Duration::from_millis(gap_ms);
                 if is_request {
-                    budget.deposit();
+                    budget.deposit(now);
                     requests += 1;
                 } else if budget.try_withdraw(now) {
                     retries += 1;
@@ -195,6 +239,53 @@ mod tests {
         tokio::time::advance(Duration::from_millis(500)).await;
         assert!(budget.try_withdraw(Instant::now()));
         assert!(!budget.try_withdraw(Instant::now()));
+    }
+
+    /// A calm period banks nothing for an outage later: deposits expire after the TTL.
+    #[tokio::test(start_paused = true)]
+    async fn deposits_expire_so_a_calm_minute_cannot_fund_a_storm() {
+        let mut budget = RetryBudget::new(
+            BudgetConfig {
+                ratio: 0.2,
+                min_per_sec: 0,
+            },
+            Instant::now(),
+        );
+        // A calm minute at 50 requests a second: 600 retries' worth deposited.
+        for _ in 0..60 {
+            for _ in 0..50 {
+                budget.deposit(Instant::now());
+            }
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        let saved = budget.saved(Instant::now());
+        assert!(
+            (100.0 - 1e-6..=110.0 + 1e-6).contains(&saved),
+            "only the last TTL's deposits: {saved}"
+        );
+        // Then every request fails for 20 s, with no new requests: the savings run out and
+        // do not come back.
+        let mut granted = 0;
+        for _ in 0..20 {
+            for _ in 0..50 {
+                granted += u32::from(budget.try_withdraw(Instant::now()));
+            }
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        assert!((100..=110).contains(&granted), "{granted}");
+        // Deposits made during the outage pay only for their own share.
+        budget.deposit(Instant::now());
+        assert!(!budget.try_withdraw(Instant::now()));
+        for _ in 0..4 {
+            budget.deposit(Instant::now());
+        }
+        assert!(budget.try_withdraw(Instant::now()));
+        tokio::time::advance(DEPOSIT_TTL + Duration::from_secs(2)).await;
+        for _ in 0..5 {
+            budget.deposit(Instant::now());
+        }
+        tokio::time::advance(DEPOSIT_TTL + Duration::from_secs(2)).await;
+        assert!(!budget.try_withdraw(Instant::now()), "expired");
     }
 
     #[tokio::test(start_paused = true)]
