@@ -332,6 +332,19 @@ pub(crate) fn run_summary(r: &RunReport) -> String {
     out
 }
 
+/// An explorer over the running project of `runtime`.
+fn explorer_for(stack: &Stack, runtime: &DockerRuntime, quiet: bool) -> Result<Explorer> {
+    let project = Project::new(stack.clone(), Arc::new(runtime.clone()));
+    let chaos = Chaos::docker(stack.clone(), runtime.clone())?;
+    let env = Arc::new(StackEnvironment::new(stack.clone(), project, chaos));
+    Ok(Explorer::new(
+        env,
+        stack.clone(),
+        Arc::new(Lines::new(true)),
+        Arc::new(RunLines::new(quiet)),
+    ))
+}
+
 /// Runs explore on `stack`'s running project `project_name` and puts tuned components
 /// back unless asked not to.
 pub(crate) async fn explore_on(
@@ -341,12 +354,7 @@ pub(crate) async fn explore_on(
     opts: &ExploreOptions,
     keep_tuned: bool,
 ) -> Result<ExploreReport> {
-    let project = Project::new(stack.clone(), Arc::new(runtime.clone()));
-    let chaos = Chaos::docker(stack.clone(), runtime.clone())?;
-    let env = Arc::new(StackEnvironment::new(stack.clone(), project, chaos));
-    let observer = Arc::new(Lines::new(true));
-    let progress = Arc::new(RunLines::new(cli.quiet));
-    let explorer = Explorer::new(env, stack.clone(), observer, progress);
+    let explorer = explorer_for(stack, runtime, cli.quiet)?;
     let report = tokio::select! {
         r = explorer.explore(opts) => r.map_err(anyhow::Error::from),
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
@@ -432,12 +440,7 @@ pub async fn run(cli: &Cli, args: &ExploreArgs) -> Result<u8> {
         opts.tune.clear();
     }
     if args.dry_run {
-        let project = Project::new(stack.clone(), Arc::new(runtime.clone()));
-        let chaos = Chaos::docker(stack.clone(), runtime.clone())?;
-        let env = Arc::new(StackEnvironment::new(stack.clone(), project, chaos));
-        let progress = Arc::new(RunLines::new(false));
-        let explorer = Explorer::new(env, stack.clone(), Arc::new(Lines::new(true)), progress);
-        let plans = explorer.plans(&opts).await?;
+        let plans = explorer_for(&stack, &runtime, false)?.plans(&opts).await?;
         for (i, plan) in plans.iter().enumerate() {
             print!("{}", schedule_text(i, plans.len(), plan));
         }
