@@ -20,6 +20,10 @@
 #   OUT              results folder (fidelity-results); <OUT>/<bug>/ per bug, <OUT>/summary.md
 #   SEED RUNS DURATION   explore's --seed (1), --runs (2), --duration (90s)
 #   STAGES           which stages run ("smoke catalog explore"); the others read "not run"
+#   CATALOG_SCENARIOS  the catalog stage's scenarios, names or paths split on spaces
+#                    (default --all: the whole catalog)
+#   CATALOG_REPEAT   run them N times on the one stack (default 1); the stage then reads
+#                    "caught k/N", a reproduction rate, with catalog-<i>.json per run
 #   SHRINK=0         explore without --shrink (faster; no minimal scenario)
 #   EXPLORE_ARGS     more explore flags, split on spaces (e.g. "--max-candidates 12")
 #   REPLAY=0         no replay: by default a caught bug's failing seed is explored once more
@@ -55,6 +59,9 @@ up_timeout="${UP_TIMEOUT:-15m}"
 seed_timeout="${SEED_TIMEOUT:-5m}"
 smoke_timeout="${SMOKE_TIMEOUT:-20m}"
 catalog_timeout="${CATALOG_TIMEOUT:-60m}"
+read -r -a catalog_what <<<"${CATALOG_SCENARIOS:---all}"
+catalog_repeat="${CATALOG_REPEAT:-1}"
+case "$catalog_repeat" in '' | *[!0-9]* | 0) echo "fidelity: CATALOG_REPEAT must be a whole number of runs" >&2; exit 2 ;; esac
 explore_timeout="${EXPLORE_TIMEOUT:-90m}"
 down_timeout="${DOWN_TIMEOUT:-5m}"
 
@@ -319,9 +326,23 @@ while IFS=$'\t' read -r bug feature class comps; do
     fi
 
     if [[ "$stages" == *" catalog "* ]]; then
-    rc=$(run_stage "$catalog_timeout" "$dir/catalog.log" "${m[@]}" scenario run --all \
-      --report "$dir/catalog.json" --junit "$dir/catalog.xml")
-    catalog="$(verdict "$rc")"
+    if [ "$catalog_repeat" = 1 ]; then
+      rc=$(run_stage "$catalog_timeout" "$dir/catalog.log" "${m[@]}" scenario run "${catalog_what[@]}" \
+        --report "$dir/catalog.json" --junit "$dir/catalog.xml")
+      catalog="$(verdict "$rc")"
+    else
+      # A reproduction rate: the same scenarios N times on the one stack, each run's
+      # report kept; "caught k/N" counts the runs that failed a check.
+      caught=0 errors=0
+      for i in $(seq 1 "$catalog_repeat"); do
+        rc=$(run_stage "$catalog_timeout" "$dir/catalog-$i.log" "${m[@]}" scenario run "${catalog_what[@]}" \
+          --report "$dir/catalog-$i.json")
+        stamp "   catalog run $i of $catalog_repeat: $(verdict "$rc")"
+        case "$rc" in 0) ;; 1) caught=$((caught + 1)) ;; *) errors=$((errors + 1)) ;; esac
+      done
+      catalog="caught $caught/$catalog_repeat"
+      [ "$errors" = 0 ] || catalog="$catalog ($errors error)"
+    fi
     stamp "   catalog: $catalog"
     fi
 
