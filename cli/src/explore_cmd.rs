@@ -479,6 +479,9 @@ pub async fn run(cli: &Cli, args: &ExploreArgs) -> Result<u8> {
             s.reproduction_runs,
             s.scenario_file.display()
         );
+        if let Some(back) = &s.stepped_back {
+            println!("  stepped back: {back}");
+        }
         for line in &s.remaining {
             println!("  fault {line}");
         }

@@ -95,6 +95,10 @@ pub struct Component {
     /// return exercises their reconnect, redelivery and re-registration paths.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub depended_on: bool,
+    /// It keeps data in named volumes (a database, a broker): the dependency whose loss
+    /// decides whether a dependent's writes are lost or acknowledged wrongly.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keeps_data: bool,
     /// The components of the universe it depends on directly (its database, broker,
     /// registry, the services it calls): cutting it from one of them while everything else
     /// keeps working exercises its handling of one failed dependency.
@@ -346,9 +350,10 @@ enum Signature {
     /// A crash and return (restart, or kill healed by a start) of a component others
     /// depend on ([`Component::depended_on`]): they must reconnect, redeliver, re-register.
     Crash(KindName),
-    /// A cut from one of its dependencies ([`Component::depends_on`]) with the open
-    /// connections reset, while the rest of the stack keeps working: its writes must fail
-    /// loudly and be retried, not be acknowledged or marked done and dropped.
+    /// A cut from one of its dependencies ([`Component::depends_on`]; one that keeps data
+    /// when it has such) with the open connections reset, while the rest of the stack keeps
+    /// working: its writes must fail loudly and be retried, not be acknowledged or marked
+    /// done and dropped.
     Cut(String),
 }
 
@@ -381,7 +386,19 @@ fn signature(rng: &mut Rng, universe: &Universe, c: &Component) -> Option<Signat
         return Some(Signature::LostResponse);
     }
     if cut {
-        return rng.pick(&deps).map(|d| Signature::Cut((*d).clone()));
+        // Its database or broker, where its writes go, rather than the registry.
+        let stores: Vec<&String> = deps
+            .iter()
+            .copied()
+            .filter(|d| {
+                universe
+                    .components
+                    .iter()
+                    .any(|o| &o.name == *d && o.keeps_data)
+            })
+            .collect();
+        let pool = if stores.is_empty() { &deps } else { &stores };
+        return rng.pick(pool).map(|d| Signature::Cut((*d).clone()));
     }
     if c.depended_on {
         let crash: Vec<KindName> = [KindName::Restart, KindName::Kill]
@@ -635,6 +652,7 @@ mod tests {
                 _ => Vec::new(),
             },
             depended_on: matches!(name, "postgres" | "redis" | "rabbitmq" | "registry"),
+            keeps_data: matches!(name, "postgres" | "rabbitmq"),
             // As in the bundled stack.toml.
             depends_on: match name {
                 "gateway" => vec!["registry".into()],
@@ -846,6 +864,7 @@ mod tests {
         let u = universe();
         let spec = ScheduleSpec::for_window(Duration::from_secs(100));
         let (mut dependent, mut cuts, mut resets) = (0u32, 0u32, [0u32; 3]);
+        let (mut with_store, mut store_cuts) = (0u32, 0u32);
         for seed in 0..300 {
             for e in generate(seed, &u, &spec).events {
                 let c = component_of(&u, &e);
@@ -855,6 +874,11 @@ mod tests {
                     }
                     if from.len() == 1 && c.depends_on.contains(&from[0].component) {
                         cuts += 1;
+                        let keeps = |n: &str| matches!(n, "postgres" | "rabbitmq");
+                        if c.depends_on.iter().any(|d| keeps(d)) {
+                            with_store += 1;
+                            store_cuts += u32::from(keeps(&from[0].component));
+                        }
                     }
                     msctl_chaos::FaultSpec::new(e.kind.clone(), e.targets[0].clone())
                         .validate()
@@ -866,6 +890,12 @@ mod tests {
         assert!(
             f64::from(cuts) > 0.2 * f64::from(dependent),
             "{cuts} cuts from a dependency of {dependent} faults on dependent components"
+        );
+        // A signature cut is from a dependency that keeps data, where the component has
+        // one (random partitions still cut the registry or a cache now and then).
+        assert!(
+            f64::from(store_cuts) > 0.75 * f64::from(with_store),
+            "{store_cuts} of {with_store} cuts of components with a database or broker were from one"
         );
         // Cuts reset at the start or at the heal; random partitions may keep them too.
         let [keep, start, heal] = resets;

@@ -359,6 +359,7 @@ mod tests {
             paths: paths.iter().map(|s| s.to_string()).collect(),
             post_paths: post.iter().map(|s| s.to_string()).collect(),
             depended_on: name == "postgres",
+            keeps_data: name == "postgres",
             depends_on: if name == "postgres" {
                 Vec::new()
             } else {

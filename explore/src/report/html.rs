@@ -385,6 +385,9 @@ fn shrink_section(out: &mut String, shrink: &ShrinkReport) {
             ""
         }
     );
+    if let Some(back) = &shrink.stepped_back {
+        put!(out, "<dt>stepped back</dt><dd>{}</dd>\n", escape(back));
+    }
     put!(
         out,
         "<dt>search</dt><dd>{} in {}</dd>\n",
@@ -2031,6 +2034,7 @@ pub(crate) mod tests {
                 scenario_file: PathBuf::from("target/explore/shrunk-43.toml"),
                 reproduced: 4,
                 reproduction_runs: 5,
+                stepped_back: None,
                 remaining: vec!["at 2s kill SIGKILL product-service#1".to_owned()],
             }),
         }

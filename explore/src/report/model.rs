@@ -174,6 +174,10 @@ pub struct ShrinkReport {
     pub reproduced: u32,
     /// Out of this many re-runs.
     pub reproduction_runs: u32,
+    /// When the shrunk workload reproduced less than 4 in 5 and the faults alone at the
+    /// failing run's workload did better: both rates (the file is the latter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stepped_back: Option<String>,
     /// The schedule that remained, one line per fault.
     pub remaining: Vec<String>,
 }
